@@ -1,0 +1,125 @@
+import { writeFile } from 'node:fs/promises';
+import { OutputError, UsageError } from '../errors.ts';
+import { exportDataset } from '../sim/export-dataset.ts';
+import { PHANTOM_DEFAULTS, createPhantom } from '../sim/phantom.ts';
+import { renderPreview } from '../sim/render-preview.ts';
+import { runLiveScanner, WRITE_MODES } from '../sim/live-scanner.ts';
+import { choiceOption, intOption, parseOptions, positiveOption, stringOption } from './parse-options.ts';
+import type { CommandContext } from './command-context.ts';
+
+export const SIMULATE_HELP = `Usage:
+  xct-sentinel simulate --out DIR [--scan-id ID] [--seed N] [--size N] [--slices N]
+                        [--rate SLICES_PER_S] [--dendrites N] [--write-mode rename|inplace] [--json]
+  xct-sentinel simulate --dataset DIR --patches N [--seed N] [--size N] [--slices N]
+  xct-sentinel simulate --preview FILE.png [--seed N] [--size N] [--slices N] [--dendrites N] [--slice Z]
+
+A synthetic X-ray CT scanner for Li|polymer|Li cells.
+  --out DIR       behave like a live scanner: DIR/<scanId>/scan.json, then slice_00000.tif… at
+                  --rate slices/s, then DIR/<scanId>.truth.tif (uint8 labels) and DIR/<scanId>/scan.done
+  --dataset DIR   export --patches 128×128 training patches as .npy files with index.json
+  --preview FILE  render a slice and a side view, raw and with the ground truth outlined, as PNG
+
+Defaults: --seed 1 --size ${PHANTOM_DEFAULTS.size} --slices ${PHANTOM_DEFAULTS.slices} --rate 20 --dendrites ${PHANTOM_DEFAULTS.dendrites} --write-mode rename
+`;
+
+const SPEC = {
+  out: { type: 'string' },
+  dataset: { type: 'string' },
+  preview: { type: 'string' },
+  'scan-id': { type: 'string' },
+  seed: { type: 'string' },
+  size: { type: 'string' },
+  slices: { type: 'string' },
+  rate: { type: 'string' },
+  dendrites: { type: 'string' },
+  'write-mode': { type: 'string' },
+  patches: { type: 'string' },
+  slice: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** `xct-sentinel simulate`: live scan, training dataset, or preview picture. */
+export async function simulateCommand(args: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values } = parseOptions('simulate', args, SPEC);
+  if (values.help) {
+    ctx.stdout.write(SIMULATE_HELP);
+    return 0;
+  }
+  const modes = (['out', 'dataset', 'preview'] as const).filter((m) => stringOption(values, m) !== undefined);
+  if (modes.length !== 1)
+    throw new UsageError(
+      modes.length === 0
+        ? 'simulate: give one of --out DIR (live scan), --dataset DIR (training patches) or --preview FILE.png'
+        : `simulate: --${modes.join(' and --')} cannot be combined; give one`,
+      { option: modes.length ? `--${modes[1]}` : '--out' },
+    );
+  const seed = intOption(values, 'seed', 1, 0, 2 ** 48);
+  const size = intOption(values, 'size', PHANTOM_DEFAULTS.size, 32, 4096);
+  const slices = intOption(values, 'slices', PHANTOM_DEFAULTS.slices, 1, 65536);
+  const dendrites = intOption(values, 'dendrites', PHANTOM_DEFAULTS.dendrites, 0, 200);
+
+  if (modes[0] === 'dataset') {
+    const dir = stringOption(values, 'dataset') as string;
+    if (stringOption(values, 'patches') === undefined)
+      throw new UsageError('simulate --dataset needs --patches N', { option: '--patches' });
+    const patches = intOption(values, 'patches', 0, 1, 10_000_000);
+    const started = performance.now();
+    const index = await exportDataset({
+      dir,
+      patches,
+      seed,
+      ...(stringOption(values, 'size') !== undefined && { size }),
+      ...(stringOption(values, 'slices') !== undefined && { slices }),
+      signal: ctx.signal,
+      onProgress: (done, total) => ctx.progress(`dataset: ${done}/${total} patches`),
+    });
+    const seconds = (performance.now() - started) / 1000;
+    ctx.stdout.write(
+      values.json
+        ? `${JSON.stringify({ dir, patches: index.count, seeds: [index.seeds[0], index.seeds.at(-1)], seconds })}\n`
+        : `wrote ${index.count} patches from ${index.seeds.length} scans (seeds ${index.seeds[0]}–${index.seeds.at(-1)}) to ${dir} in ${seconds.toFixed(1)} s\n`,
+    );
+    return 0;
+  }
+
+  if (modes[0] === 'preview') {
+    const file = stringOption(values, 'preview') as string;
+    if (!file.toLowerCase().endsWith('.png'))
+      throw new UsageError(`--preview must name a .png file, got "${file}"`, { option: '--preview' });
+    const phantom = createPhantom({ seed, size, slices, dendrites });
+    const slice = stringOption(values, 'slice') === undefined ? undefined : intOption(values, 'slice', 0, 0, slices - 1);
+    const { png, slice: shown, column } = renderPreview(phantom, slice === undefined ? {} : { slice });
+    try {
+      await writeFile(file, png);
+    } catch (cause) {
+      throw new OutputError(`--preview ${file}: cannot write`, { path: file, option: '--preview' }, { cause });
+    }
+    ctx.stdout.write(`wrote ${file}: slice ${shown} (x–y) and the y–z side view at x = ${column}\n`);
+    return 0;
+  }
+
+  const out = stringOption(values, 'out') as string;
+  const rate = positiveOption(values, 'rate', 20);
+  const writeMode = choiceOption(values, 'write-mode', WRITE_MODES, 'rename');
+  const scanId = stringOption(values, 'scan-id');
+  const result = await runLiveScanner({
+    out,
+    seed,
+    size,
+    slices,
+    dendrites,
+    rate,
+    writeMode,
+    signal: ctx.signal,
+    ...(scanId !== undefined && { scanId }),
+    onSlice: ({ z }) => ctx.progress(`slice ${z + 1}/${slices}`),
+  });
+  const seconds = result.elapsedMs / 1000;
+  ctx.stdout.write(
+    values.json
+      ? `${JSON.stringify(result)}\n`
+      : `wrote ${result.slices} slices to ${result.scanDir} in ${seconds.toFixed(1)} s (${(result.slices / seconds).toFixed(1)} slices/s); truth: ${result.truthPath}\n`,
+  );
+  return 0;
+}

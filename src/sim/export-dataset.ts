@@ -1,0 +1,195 @@
+import { mkdir, open, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { npyHeader } from '../codecs/encode-npy.ts';
+import { OutputError, UsageError } from '../errors.ts';
+import { DEFAULT_NORMALIZATION, normalizeSlice } from '../operators/normalize-slice.ts';
+import { createPhantom } from './phantom.ts';
+import { LABEL, renderSlice } from './render-slice.ts';
+import { Rng } from './rng.ts';
+
+export type PatchKind = 'dendrite' | 'pit' | 'bubble' | 'background';
+
+/**
+ * The share of each kind of patch. Dendrites are rare by volume, so uniform sampling would give a
+ * model that never says "dendrite"; pits and bubbles are the confounders it must learn to reject.
+ */
+export const PATCH_MIX: Readonly<Record<PatchKind, number>> = Object.freeze({
+  dendrite: 0.45,
+  pit: 0.15,
+  bubble: 0.15,
+  background: 0.25,
+});
+
+export interface DatasetOptions {
+  dir: string;
+  patches: number;
+  /** First scan seed; scans use seed, seed + 1, … and all are listed in `index.json`. */
+  seed: number;
+  patchSize?: number;
+  /** Slice size and slice count of each generated scan. */
+  size?: number;
+  slices?: number;
+  /** Patches taken from each scan before moving to a new one (more scans, more variety). */
+  patchesPerScan?: number;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface DatasetIndex {
+  patchSize: number;
+  count: number;
+  seeds: number[];
+  normalization: typeof DEFAULT_NORMALIZATION;
+  mix: Record<PatchKind, number>;
+  files: { images: string; masks: string; labels: string };
+  patches: { scanSeed: number; z: number; y: number; x: number; kind: PatchKind }[];
+}
+
+/**
+ * Export training patches: `images.npy` (N×P×P float32, normalized as the models expect),
+ * `masks.npy` (N×P×P uint8, 1 = dendrite), `labels.npy` (N×P×P uint8, 0–3) and `index.json`.
+ */
+export async function exportDataset(options: DatasetOptions): Promise<DatasetIndex> {
+  const patchSize = options.patchSize ?? 128;
+  const size = options.size ?? 256;
+  const slices = options.slices ?? 48;
+  const perScan = options.patchesPerScan ?? 40;
+  const { patches: total, dir, seed } = options;
+  if (!Number.isInteger(total) || total < 1)
+    throw new UsageError(`--patches must be an integer ≥ 1, got ${total}`, { option: '--patches' });
+  if (size < patchSize) throw new UsageError(`--size must be ≥ the patch size ${patchSize}`, { option: '--size' });
+
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (cause) {
+    throw new OutputError(`--dataset ${dir}: cannot create folder`, { path: dir, option: '--dataset' }, { cause });
+  }
+  const pixels = patchSize * patchSize;
+  const files = { images: 'images.npy', masks: 'masks.npy', labels: 'labels.npy' };
+  const images = await openNpy(join(dir, files.images), 'float32', [total, patchSize, patchSize]);
+  const masks = await openNpy(join(dir, files.masks), 'uint8', [total, patchSize, patchSize]);
+  const labelsOut = await openNpy(join(dir, files.labels), 'uint8', [total, patchSize, patchSize]);
+
+  const index: DatasetIndex = {
+    patchSize,
+    count: total,
+    seeds: [],
+    normalization: DEFAULT_NORMALIZATION,
+    mix: { ...PATCH_MIX },
+    files,
+    patches: [],
+  };
+  try {
+    let scanSeed = seed;
+    while (index.patches.length < total) {
+      options.signal?.throwIfAborted();
+      const rng = new Rng(scanSeed, 0xda7a);
+      // Vary the cell as well as the seed: counts of objects and the electrolyte's thickness.
+      const phantom = createPhantom({
+        seed: scanSeed,
+        size,
+        slices,
+        dendrites: rng.int(0, 7),
+        pits: rng.int(2, 9),
+        bubbles: rng.int(2, 9),
+        electrolyteFraction: rng.uniform(0.3, 0.6),
+      });
+      index.seeds.push(scanSeed);
+      const volume = Array.from({ length: slices }, (_, z) => renderSlice(phantom, z));
+      const normalized = volume.map((s) => normalizeSlice(s.image, DEFAULT_NORMALIZATION));
+      const where = locate(volume.map((s) => s.labels));
+      const take = Math.min(perScan, total - index.patches.length);
+      for (let k = 0; k < take; k++) {
+        let kind = drawKind(rng);
+        if (kind !== 'background' && where[kind].length === 0) kind = 'background';
+        const { z, y, x } = placePatch(rng, kind, where, size, slices, patchSize);
+        const image = new Float32Array(pixels);
+        const labels = new Uint8Array(pixels);
+        const src = normalized[z] as Float32Array;
+        const lab = (volume[z] as { labels: Uint8Array }).labels;
+        for (let r = 0; r < patchSize; r++) {
+          image.set(src.subarray((y + r) * size + x, (y + r) * size + x + patchSize), r * patchSize);
+          labels.set(lab.subarray((y + r) * size + x, (y + r) * size + x + patchSize), r * patchSize);
+        }
+        const mask = labels.map((l) => (l === LABEL.dendrite ? 1 : 0));
+        await images.append(new Uint8Array(image.buffer));
+        await masks.append(mask);
+        await labelsOut.append(labels);
+        index.patches.push({ scanSeed, z, y, x, kind });
+      }
+      options.onProgress?.(index.patches.length, total);
+      scanSeed++;
+    }
+  } finally {
+    await Promise.all([images.close(), masks.close(), labelsOut.close()]);
+  }
+  await writeFile(join(dir, 'index.json'), `${JSON.stringify(index)}\n`);
+  return index;
+}
+
+type Where = Record<Exclude<PatchKind, 'background'>, number[]>;
+
+/** Flat voxel indices (z·size² + i) of every dendrite, pit and bubble voxel. */
+function locate(labels: Uint8Array[]): Where {
+  const where: Where = { dendrite: [], pit: [], bubble: [] };
+  labels.forEach((l, z) => {
+    const base = z * l.length;
+    for (let i = 0; i < l.length; i++) {
+      const v = l[i];
+      if (v === LABEL.dendrite) where.dendrite.push(base + i);
+      else if (v === LABEL.pit) where.pit.push(base + i);
+      else if (v === LABEL.bubble) where.bubble.push(base + i);
+    }
+  });
+  return where;
+}
+
+function drawKind(rng: Rng): PatchKind {
+  let u = rng.next();
+  for (const [kind, share] of Object.entries(PATCH_MIX) as [PatchKind, number][]) {
+    if (u < share) return kind;
+    u -= share;
+  }
+  return 'background';
+}
+
+function placePatch(rng: Rng, kind: PatchKind, where: Where, size: number, slices: number, patch: number) {
+  const maxOrigin = size - patch;
+  if (kind === 'background')
+    return { z: rng.int(0, slices), y: rng.int(0, maxOrigin + 1), x: rng.int(0, maxOrigin + 1) };
+  const voxels = where[kind];
+  const v = voxels[rng.int(0, voxels.length)] as number;
+  const plane = size * size;
+  const z = Math.floor(v / plane);
+  const cy = Math.floor((v % plane) / size);
+  const cx = v % size;
+  // Jitter so the object is not always centred: the model must find it anywhere in the patch.
+  const jitter = patch * 0.35;
+  const clamp = (o: number) => Math.max(0, Math.min(maxOrigin, Math.round(o)));
+  return {
+    z,
+    y: clamp(cy - patch / 2 + rng.uniform(-jitter, jitter)),
+    x: clamp(cx - patch / 2 + rng.uniform(-jitter, jitter)),
+  };
+}
+
+async function openNpy(path: string, dtype: 'float32' | 'uint8', shape: number[]) {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, 'w');
+    await handle.write(npyHeader(dtype, shape));
+  } catch (cause) {
+    throw new OutputError(`cannot write ${path}`, { path }, { cause });
+  }
+  let closed = false;
+  return {
+    append: async (bytes: Uint8Array) => {
+      await handle.write(bytes);
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await handle.close();
+    },
+  };
+}
