@@ -26,7 +26,11 @@ export abstract class XctError extends Error {
   /** Whether repeating the same operation may succeed (broker hiccup, file still being written). */
   readonly canRetry: boolean;
 
-  constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown; canRetry?: boolean } = {}) {
+  constructor(
+    message: string,
+    context: ErrorContext = {},
+    options: { cause?: unknown; canRetry?: boolean } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.context = context;

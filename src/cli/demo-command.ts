@@ -19,6 +19,8 @@ export async function demoCommand(args: readonly string[], ctx: CommandContext):
     signal: ctx.signal,
     onSlice: ({ z }) => ctx.progress(`slice ${z + 1}/64`),
   });
-  ctx.stdout.write(`scan complete: ${result.slices} slices in ${result.scanDir}\nground truth: ${result.truthPath}\n`);
+  ctx.stdout.write(
+    `scan complete: ${result.slices} slices in ${result.scanDir}\nground truth: ${result.truthPath}\n`,
+  );
   return 0;
 }

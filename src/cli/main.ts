@@ -3,12 +3,14 @@ import { readFileSync } from 'node:fs';
 import { describeError, isXctError } from '../errors.ts';
 import { type CommandContext, processContext } from './command-context.ts';
 import { demoCommand } from './demo-command.ts';
+import { evalCommand } from './eval-command.ts';
 import { SIMULATE_HELP, simulateCommand } from './simulate-command.ts';
 
 type Command = (args: readonly string[], ctx: CommandContext) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   demo: { run: demoCommand, summary: 'simulate a live scan and watch it (what `npm start` runs)' },
+  eval: { run: evalCommand, summary: 'score a shipped model on held-out simulated scans' },
   simulate: { run: simulateCommand, summary: 'synthetic Li-metal XCT scanner: live scan, dataset, preview' },
 };
 
@@ -55,7 +57,9 @@ export async function main(argv: readonly string[], ctx: CommandContext): Promis
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 

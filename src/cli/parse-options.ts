@@ -8,7 +8,12 @@ type Values = Record<string, string | boolean | (string | boolean)[] | undefined
 /** Parse one command's arguments strictly: unknown flags and missing values are usage errors. */
 export function parseOptions(command: string, args: readonly string[], spec: OptionSpec, positionals = 0) {
   try {
-    const parsed = parseArgs({ args: [...args], options: spec, strict: true, allowPositionals: positionals > 0 });
+    const parsed = parseArgs({
+      args: [...args],
+      options: spec,
+      strict: true,
+      allowPositionals: positionals > 0,
+    });
     if (parsed.positionals.length > positionals)
       throw new UsageError(`${command}: unexpected argument "${parsed.positionals[positionals]}"`, {
         option: String(parsed.positionals[positionals]),
@@ -20,9 +25,13 @@ export function parseOptions(command: string, args: readonly string[], spec: Opt
     // words (they name the option) but give it our code so the CLI exits 2 with the help hint.
     const message = err instanceof Error ? err.message : String(err);
     const option = /'(-{1,2}[\w-]+)/.exec(message)?.[1];
-    throw new UsageError(`${command}: ${message.replace(/\. To specify.*$/s, '')}`, option ? { option } : {}, {
-      cause: err,
-    });
+    throw new UsageError(
+      `${command}: ${message.replace(/\. To specify.*$/s, '')}`,
+      option ? { option } : {},
+      {
+        cause: err,
+      },
+    );
   }
 }
 
@@ -56,10 +65,17 @@ export function positiveOption(values: Values, name: string, fallback: number, a
 }
 
 /** One of a fixed set of words. */
-export function choiceOption<T extends string>(values: Values, name: string, choices: readonly T[], fallback: T): T {
+export function choiceOption<T extends string>(
+  values: Values,
+  name: string,
+  choices: readonly T[],
+  fallback: T,
+): T {
   const raw = stringOption(values, name);
   if (raw === undefined) return fallback;
   if (!(choices as readonly string[]).includes(raw))
-    throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got "${raw}"`, { option: `--${name}` });
+    throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got "${raw}"`, {
+      option: `--${name}`,
+    });
   return raw as T;
 }

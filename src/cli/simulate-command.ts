@@ -1,11 +1,11 @@
 import { writeFile } from 'node:fs/promises';
 import { OutputError, UsageError } from '../errors.ts';
 import { exportDataset } from '../sim/export-dataset.ts';
-import { PHANTOM_DEFAULTS, createPhantom } from '../sim/phantom.ts';
-import { renderPreview } from '../sim/render-preview.ts';
 import { runLiveScanner, WRITE_MODES } from '../sim/live-scanner.ts';
-import { choiceOption, intOption, parseOptions, positiveOption, stringOption } from './parse-options.ts';
+import { createPhantom, PHANTOM_DEFAULTS } from '../sim/phantom.ts';
+import { renderPreview } from '../sim/render-preview.ts';
 import type { CommandContext } from './command-context.ts';
+import { choiceOption, intOption, parseOptions, positiveOption, stringOption } from './parse-options.ts';
 
 export const SIMULATE_HELP = `Usage:
   xct-sentinel simulate --out DIR [--scan-id ID] [--seed N] [--size N] [--slices N]
@@ -88,12 +88,17 @@ export async function simulateCommand(args: readonly string[], ctx: CommandConte
     if (!file.toLowerCase().endsWith('.png'))
       throw new UsageError(`--preview must name a .png file, got "${file}"`, { option: '--preview' });
     const phantom = createPhantom({ seed, size, slices, dendrites });
-    const slice = stringOption(values, 'slice') === undefined ? undefined : intOption(values, 'slice', 0, 0, slices - 1);
+    const slice =
+      stringOption(values, 'slice') === undefined ? undefined : intOption(values, 'slice', 0, 0, slices - 1);
     const { png, slice: shown, column } = renderPreview(phantom, slice === undefined ? {} : { slice });
     try {
       await writeFile(file, png);
     } catch (cause) {
-      throw new OutputError(`--preview ${file}: cannot write`, { path: file, option: '--preview' }, { cause });
+      throw new OutputError(
+        `--preview ${file}: cannot write`,
+        { path: file, option: '--preview' },
+        { cause },
+      );
     }
     ctx.stdout.write(`wrote ${file}: slice ${shown} (x–y) and the y–z side view at x = ${column}\n`);
     return 0;

@@ -19,7 +19,15 @@ export const DEFAULT_NORMALIZATION: Readonly<Normalization> = Object.freeze({
   high: 99,
 });
 
-type Pixels = Uint8Array | Uint16Array | Int8Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array;
+type Pixels =
+  | Uint8Array
+  | Uint16Array
+  | Int8Array
+  | Int16Array
+  | Uint32Array
+  | Int32Array
+  | Float32Array
+  | Float64Array;
 
 /** The values at two percentiles of a slice (exact for 8/16-bit data, from a sorted copy otherwise). */
 export function percentileRange(data: Pixels, low: number, high: number): [number, number] {
@@ -30,9 +38,12 @@ export function percentileRange(data: Pixels, low: number, high: number): [numbe
     for (let i = 0; i < data.length; i++) bins[data[i] as number] = (bins[data[i] as number] as number) + 1;
     return [fromHistogram(bins, data.length, low), fromHistogram(bins, data.length, high)];
   }
-  const sorted = Float64Array.from(data).filter((v) => Number.isFinite(v)).sort();
+  const sorted = Float64Array.from(data)
+    .filter((v) => Number.isFinite(v))
+    .sort();
   if (sorted.length === 0) return [0, 0];
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * (sorted.length - 1)))] as number;
+  const at = (p: number) =>
+    sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * (sorted.length - 1)))] as number;
   return [at(low), at(high)];
 }
 
@@ -47,7 +58,10 @@ function fromHistogram(bins: Uint32Array, count: number, p: number): number {
 }
 
 /** Scale a slice as the model card says; non-finite pixels become 0. */
-export function normalizeSlice(data: Pixels, normalization: Normalization = DEFAULT_NORMALIZATION): Float32Array {
+export function normalizeSlice(
+  data: Pixels,
+  normalization: Normalization = DEFAULT_NORMALIZATION,
+): Float32Array {
   if (normalization.method !== 'slice-percentile')
     throw new ConfigError(`unknown normalization method "${String(normalization.method)}"`, {
       option: 'normalization.method',

@@ -57,12 +57,17 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
   const { patches: total, dir, seed } = options;
   if (!Number.isInteger(total) || total < 1)
     throw new UsageError(`--patches must be an integer ≥ 1, got ${total}`, { option: '--patches' });
-  if (size < patchSize) throw new UsageError(`--size must be ≥ the patch size ${patchSize}`, { option: '--size' });
+  if (size < patchSize)
+    throw new UsageError(`--size must be ≥ the patch size ${patchSize}`, { option: '--size' });
 
   try {
     await mkdir(dir, { recursive: true });
   } catch (cause) {
-    throw new OutputError(`--dataset ${dir}: cannot create folder`, { path: dir, option: '--dataset' }, { cause });
+    throw new OutputError(
+      `--dataset ${dir}: cannot create folder`,
+      { path: dir, option: '--dataset' },
+      { cause },
+    );
   }
   const pixels = patchSize * patchSize;
   const files = { images: 'images.npy', masks: 'masks.npy', labels: 'labels.npy' };

@@ -60,7 +60,9 @@ export function defaultScanId(seed: number): string {
 export async function runLiveScanner(options: LiveScanOptions): Promise<LiveScanResult> {
   const { rate, signal } = options;
   if (!(Number.isFinite(rate) && rate > 0))
-    throw new UsageError(`--rate must be a number of slices per second > 0, got ${rate}`, { option: '--rate' });
+    throw new UsageError(`--rate must be a number of slices per second > 0, got ${rate}`, {
+      option: '--rate',
+    });
   const writeMode = options.writeMode ?? 'rename';
   if (!WRITE_MODES.includes(writeMode))
     throw new UsageError(`--write-mode must be one of ${WRITE_MODES.join(', ')}, got "${writeMode}"`, {
@@ -111,7 +113,10 @@ export async function runLiveScanner(options: LiveScanOptions): Promise<LiveScan
   const truthJsonPath = join(options.out, `${scanId}.truth.json`);
   await writeAtomically(
     truthPath,
-    encodeTiff(truth.map((data) => ({ width: phantom.size, height: phantom.size, data })), { compression: 'deflate' }),
+    encodeTiff(
+      truth.map((data) => ({ width: phantom.size, height: phantom.size, data })),
+      { compression: 'deflate' },
+    ),
   );
   await writeAtomically(truthJsonPath, `${JSON.stringify(summarizePhantom(phantom), null, 2)}\n`);
   await writeAtomically(join(scanDir, 'scan.done'), `${JSON.stringify({ slices: phantom.slices })}\n`);
@@ -135,7 +140,11 @@ async function prepareScanDir(out: string, scanDir: string): Promise<void> {
   try {
     await mkdir(scanDir, { recursive: true });
   } catch (cause) {
-    throw new OutputError(`--out ${out}: cannot create scan folder ${scanDir}`, { path: scanDir, option: '--out' }, { cause });
+    throw new OutputError(
+      `--out ${out}: cannot create scan folder ${scanDir}`,
+      { path: scanDir, option: '--out' },
+      { cause },
+    );
   }
   const existing = await readdir(scanDir);
   if (existing.length > 0)
@@ -157,7 +166,12 @@ async function writeAtomically(path: string, data: Uint8Array | string): Promise
   }
 }
 
-async function writeGrowing(path: string, data: Uint8Array, spreadMs: number, signal?: AbortSignal): Promise<void> {
+async function writeGrowing(
+  path: string,
+  data: Uint8Array,
+  spreadMs: number,
+  signal?: AbortSignal,
+): Promise<void> {
   // Like a scanner that streams a slice straight into its final name: the file exists, half
   // written, for a while. Four pieces spread over half the slice interval.
   const pieces = 4;

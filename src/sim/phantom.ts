@@ -160,14 +160,21 @@ export function createPhantom(options: PhantomOptions): Phantom {
 }
 
 /** Interface height at (x, z), bilinear between stored samples. */
-export function interfaceAt(surface: Float32Array, phantom: Pick<Phantom, 'size' | 'slices'>, x: number, z: number) {
+export function interfaceAt(
+  surface: Float32Array,
+  phantom: Pick<Phantom, 'size' | 'slices'>,
+  x: number,
+  z: number,
+) {
   return sample(surface, phantom.size, phantom.slices, x, z);
 }
 
 function validate(o: Required<Omit<PhantomOptions, 'seed'>> & { seed: number }): void {
   const int = (name: string, v: number, lo: number, hi: number) => {
     if (!Number.isInteger(v) || v < lo || v > hi)
-      throw new UsageError(`--${name} must be an integer from ${lo} to ${hi}, got ${v}`, { option: `--${name}` });
+      throw new UsageError(`--${name} must be an integer from ${lo} to ${hi}, got ${v}`, {
+        option: `--${name}`,
+      });
   };
   int('seed', o.seed, 0, 2 ** 53 - 1);
   int('size', o.size, 32, 4096);
@@ -258,11 +265,23 @@ function placeDendrites(
           : i === 0
             ? 1.2
             : rng.uniform(0.35, 1.2);
-    const spec = { morphology, electrode, rootX, rootZ, targetHeight: fraction * thickness, width: size, depth: slices };
+    const spec = {
+      morphology,
+      electrode,
+      rootX,
+      rootZ,
+      targetHeight: fraction * thickness,
+      width: size,
+      depth: slices,
+    };
     // A walk can wander off the volume early; regrow (from the same stream, so still deterministic)
     // until the deposit reaches a good part of its target height.
     let grown = growDendrite(rng, spec, surfaces);
-    for (let retry = 0; retry < 8 && grown.heightVoxels < Math.min(0.5 * spec.targetHeight, thickness * 0.9); retry++) {
+    for (
+      let retry = 0;
+      retry < 8 && grown.heightVoxels < Math.min(0.5 * spec.targetHeight, thickness * 0.9);
+      retry++
+    ) {
       const again = growDendrite(rng, spec, surfaces);
       if (again.heightVoxels > grown.heightVoxels) grown = again;
     }
@@ -279,7 +298,14 @@ function placeDendrites(
 }
 
 function capsuleBox(capsules: Capsule[], size: number, slices: number): Box {
-  const box = { xMin: Infinity, xMax: -Infinity, yMin: Infinity, yMax: -Infinity, zMin: Infinity, zMax: -Infinity };
+  const box = {
+    xMin: Infinity,
+    xMax: -Infinity,
+    yMin: Infinity,
+    yMax: -Infinity,
+    zMin: Infinity,
+    zMax: -Infinity,
+  };
   for (const c of capsules) {
     box.xMin = Math.min(box.xMin, c.ax - c.r, c.bx - c.r);
     box.xMax = Math.max(box.xMax, c.ax + c.r, c.bx + c.r);
@@ -301,7 +327,13 @@ function capsuleBox(capsules: Capsule[], size: number, slices: number): Box {
 
 function nearTaken(taken: Box[], x: number, y: number, z: number, pad: number): boolean {
   return taken.some(
-    (b) => x > b.xMin - pad && x < b.xMax + pad && y > b.yMin - pad && y < b.yMax + pad && z > b.zMin - pad && z < b.zMax + pad,
+    (b) =>
+      x > b.xMin - pad &&
+      x < b.xMax + pad &&
+      y > b.yMin - pad &&
+      y < b.yMax + pad &&
+      z > b.zMin - pad &&
+      z < b.zMax + pad,
   );
 }
 

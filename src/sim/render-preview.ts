@@ -19,7 +19,10 @@ export interface PreviewOptions {
  * A PNG for a person to judge realism: slice z (x–y) on the left and, on the right, the y–z reslice
  * through the column with the most dendrite voxels; raw above, ground truth outlined below.
  */
-export function renderPreview(phantom: Phantom, options: PreviewOptions = {}): { png: Uint8Array; slice: number; column: number } {
+export function renderPreview(
+  phantom: Phantom,
+  options: PreviewOptions = {},
+): { png: Uint8Array; slice: number; column: number } {
   const { size, slices } = phantom;
   const images: Uint16Array[] = [];
   const labels: Uint8Array[] = [];
@@ -33,7 +36,9 @@ export function renderPreview(phantom: Phantom, options: PreviewOptions = {}): {
   if (!Number.isInteger(slice) || slice < 0 || slice >= slices)
     throw new RangeError(`--slice must be from 0 to ${slices - 1}, got ${slice}`);
   const perColumn = new Uint32Array(size);
-  for (const l of labels) for (let i = 0; i < l.length; i++) if (l[i] === LABEL.dendrite) perColumn[i % size] = (perColumn[i % size] as number) + 1;
+  for (const l of labels)
+    for (let i = 0; i < l.length; i++)
+      if (l[i] === LABEL.dendrite) perColumn[i % size] = (perColumn[i % size] as number) + 1;
   const column = perColumn.indexOf(Math.max(...perColumn));
 
   // Two rows: the raw image above (to judge realism), the same with the truth outlined below.
@@ -64,8 +69,14 @@ export function renderPreview(phantom: Phantom, options: PreviewOptions = {}): {
       const l = sliceLabels[i] as number;
       const edge =
         l !== 0 &&
-        (x === 0 || y === 0 || x === size - 1 || y === size - 1 ||
-          sliceLabels[i - 1] !== l || sliceLabels[i + 1] !== l || sliceLabels[i - size] !== l || sliceLabels[i + size] !== l);
+        (x === 0 ||
+          y === 0 ||
+          x === size - 1 ||
+          y === size - 1 ||
+          sliceLabels[i - 1] !== l ||
+          sliceLabels[i + 1] !== l ||
+          sliceLabels[i - size] !== l ||
+          sliceLabels[i + size] !== l);
       paint(x, y, image[i] as number, l, edge);
     }
   }
@@ -76,8 +87,14 @@ export function renderPreview(phantom: Phantom, options: PreviewOptions = {}): {
       const l = at(z, y);
       const edge =
         l !== 0 &&
-        (z === 0 || y === 0 || z === slices - 1 || y === size - 1 ||
-          at(z - 1, y) !== l || at(z + 1, y) !== l || at(z, y - 1) !== l || at(z, y + 1) !== l);
+        (z === 0 ||
+          y === 0 ||
+          z === slices - 1 ||
+          y === size - 1 ||
+          at(z - 1, y) !== l ||
+          at(z + 1, y) !== l ||
+          at(z, y - 1) !== l ||
+          at(z, y + 1) !== l);
       paint(size + gap + z, y, (images[z] as Uint16Array)[y * size + column] as number, l, edge);
     }
   }

@@ -69,11 +69,14 @@ export function renderSlice(phantom: Phantom, z: number): RenderedSlice {
   }
 
   const maps = staticMaps(phantom);
-  for (let i = 0; i < n; i++) mu[i] = (mu[i] as number) * (maps.cupping[i] as number) + (maps.rings[i] as number);
+  for (let i = 0; i < n; i++)
+    mu[i] = (mu[i] as number) * (maps.cupping[i] as number) + (maps.rings[i] as number);
   const blurred = blur(mu, size, maps.kernel);
 
   const gain =
-    1 + a.driftLinear * (z / Math.max(1, phantom.slices - 1) - 0.5) + a.driftWobble * Math.sin((2 * Math.PI * z) / a.driftPeriod);
+    1 +
+    a.driftLinear * (z / Math.max(1, phantom.slices - 1) - 0.5) +
+    a.driftWobble * Math.sin((2 * Math.PI * z) / a.driftPeriod);
   const rng = new Rng(phantom.seed, 6, z);
   const image = new Uint16Array(n);
   for (let i = 0; i < n; i++) {
@@ -179,7 +182,8 @@ function staticMaps(phantom: Phantom): StaticMaps {
       // Beam hardening darkens the middle of the field: a parabolic dip.
       cupping[i] = 1 - a.cupping * (1 - Math.min(1, (r / reach) ** 2));
       let ring = 0;
-      for (const g of a.rings) ring += g.amplitude * Math.exp(-((r - g.radius) ** 2) / (2 * g.width * g.width));
+      for (const g of a.rings)
+        ring += g.amplitude * Math.exp(-((r - g.radius) ** 2) / (2 * g.width * g.width));
       rings[i] = ring;
     }
   }

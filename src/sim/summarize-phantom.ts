@@ -36,5 +36,7 @@ function round(v: number): number {
 }
 
 function roundAll<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'number' ? round(v) : v])) as T;
+  return Object.fromEntries(
+    Object.entries(o).map(([k, v]) => [k, typeof v === 'number' ? round(v) : v]),
+  ) as T;
 }

@@ -6,7 +6,23 @@ import { runCli } from './run-cli.ts';
 
 t.test('simulate --out writes a live scan and says where', async (t) => {
   const out = t.testdir();
-  const r = await runCli(['simulate', '--out', out, '--size', '64', '--slices', '6', '--rate', '200', '--seed', '8', '--scan-id', 'cell-A', '--write-mode', 'inplace']);
+  const r = await runCli([
+    'simulate',
+    '--out',
+    out,
+    '--size',
+    '64',
+    '--slices',
+    '6',
+    '--rate',
+    '200',
+    '--seed',
+    '8',
+    '--scan-id',
+    'cell-A',
+    '--write-mode',
+    'inplace',
+  ]);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /wrote 6 slices to .*cell-A/);
   t.same((await readdir(join(out, 'cell-A'))).length, 8);

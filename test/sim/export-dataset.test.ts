@@ -15,7 +15,15 @@ const numpyAvailable = (() => {
 
 t.test('exports normalized patches, masks, labels and an index', async (t) => {
   const dir = t.testdir();
-  const index = await exportDataset({ dir, patches: 30, seed: 500, size: 128, slices: 24, patchSize: 64, patchesPerScan: 10 });
+  const index = await exportDataset({
+    dir,
+    patches: 30,
+    seed: 500,
+    size: 128,
+    slices: 24,
+    patchSize: 64,
+    patchesPerScan: 10,
+  });
   t.equal(index.count, 30);
   t.same(index.seeds, [500, 501, 502]);
   t.equal(index.patches.length, 30);
@@ -44,7 +52,8 @@ t.test('exports normalized patches, masks, labels and an index', async (t) => {
   // Dendrite patches hold dendrite voxels: they were placed around one.
   const per = 64 * 64;
   index.patches.forEach((p, k) => {
-    if (p.kind === 'dendrite') t.ok(m.subarray(k * per, (k + 1) * per).includes(1), `patch ${k} holds a dendrite`);
+    if (p.kind === 'dendrite')
+      t.ok(m.subarray(k * per, (k + 1) * per).includes(1), `patch ${k} holds a dendrite`);
   });
 });
 

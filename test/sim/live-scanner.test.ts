@@ -15,9 +15,16 @@ t.test('writes scan.json first, then the slices, truth and scan.done', async (t)
     rate: 500,
     onSlice: ({ z, path }) => order.push(`${z}:${path.endsWith(sliceFileName(z))}`),
   });
-  t.same(order, Array.from({ length: small.slices }, (_, z) => `${z}:true`));
+  t.same(
+    order,
+    Array.from({ length: small.slices }, (_, z) => `${z}:true`),
+  );
   const files = (await readdir(result.scanDir)).sort();
-  t.same(files, ['scan.done', 'scan.json', ...Array.from({ length: small.slices }, (_, z) => sliceFileName(z))]);
+  t.same(files, [
+    'scan.done',
+    'scan.json',
+    ...Array.from({ length: small.slices }, (_, z) => sliceFileName(z)),
+  ]);
   const scan = JSON.parse(await readFile(join(result.scanDir, 'scan.json'), 'utf8'));
   t.match(scan, { scanId: 'sim-3', expectedSlices: 12, width: 64, height: 64, dtype: 'uint16', seed: 3 });
   t.ok(scan.voxelSizeUm > 0);
@@ -26,14 +33,19 @@ t.test('writes scan.json first, then the slices, truth and scan.done', async (t)
   t.ok((await times('scan.json')) <= (await times(sliceFileName(0))));
   t.ok((await times('scan.done')) >= (await times(sliceFileName(small.slices - 1))));
 
-  const slice = await decodeTiff(await readFile(join(result.scanDir, sliceFileName(5))), { path: sliceFileName(5) });
+  const slice = await decodeTiff(await readFile(join(result.scanDir, sliceFileName(5))), {
+    path: sliceFileName(5),
+  });
   t.match(slice, { width: 64, height: 64, dtype: 'uint16' });
   t.equal(slice.data.length, 64 * 64);
   const truthBytes = await readFile(result.truthPath);
   t.equal(await countTiffPages(truthBytes, { path: result.truthPath }), small.slices);
   const page = await decodeTiff(truthBytes, { path: result.truthPath, page: 5 });
   t.match(page, { width: 64, height: 64, dtype: 'uint8' });
-  t.ok([...page.data].every((v) => v <= 3), 'labels are 0..3');
+  t.ok(
+    [...page.data].every((v) => v <= 3),
+    'labels are 0..3',
+  );
   const truth = JSON.parse(await readFile(result.truthJsonPath, 'utf8'));
   t.equal(truth.dendrites.length, 6);
 });
@@ -49,7 +61,9 @@ t.test('same seed, same bytes; both write modes give the same files', async (t) 
     t.ok(x.equals(y), `${name} identical`);
   }
   t.ok((await readFile(a.truthPath)).equals(await readFile(b.truthPath)), 'truth identical');
-  const differs = !(await readFile(join(a.scanDir, sliceFileName(6)))).equals(await readFile(join(c.scanDir, sliceFileName(6))));
+  const differs = !(await readFile(join(a.scanDir, sliceFileName(6)))).equals(
+    await readFile(join(c.scanDir, sliceFileName(6))),
+  );
   t.ok(differs, 'another seed gives other pixels');
 });
 
@@ -58,9 +72,16 @@ t.test('paces slices at the requested rate', async (t) => {
   const rate = 25;
   const stamps: number[] = [];
   const started = performance.now();
-  await runLiveScanner({ ...small, slices: 8, out, rate, onSlice: () => stamps.push(performance.now() - started) });
+  await runLiveScanner({
+    ...small,
+    slices: 8,
+    out,
+    rate,
+    onSlice: () => stamps.push(performance.now() - started),
+  });
   // Slice z is never early: it is written at or after z / rate. (No upper bound: shared machines stall.)
-  stamps.forEach((ms, z) => t.ok(ms >= (z * 1000) / rate - 1, `slice ${z} at ${ms.toFixed(0)} ms ≥ ${(z * 1000) / rate} ms`));
+  for (const [z, ms] of stamps.entries())
+    t.ok(ms >= (z * 1000) / rate - 1, `slice ${z} at ${ms.toFixed(0)} ms ≥ ${(z * 1000) / rate} ms`);
   const gaps = stamps.slice(1).map((ms, i) => ms - (stamps[i] as number));
   const median = [...gaps].sort((x, y) => x - y)[Math.floor(gaps.length / 2)] as number;
   t.ok(median >= 1000 / rate - 5, `median gap ${median.toFixed(1)} ms ≈ ${1000 / rate} ms`);
@@ -76,7 +97,10 @@ async function watchSizes(dir: string, until: Promise<unknown>) {
   while (!done) {
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       if (!name.startsWith('slice_')) continue;
-      const size = await stat(join(dir, name)).then((s) => s.size, () => -1);
+      const size = await stat(join(dir, name)).then(
+        (s) => s.size,
+        () => -1,
+      );
       if (size < 0) continue;
       const sizes = seen.get(name) ?? new Set<number>();
       sizes.add(size);
@@ -111,10 +135,16 @@ t.test('refuses a bad rate, a non-empty scan folder and an unwritable --out', as
   const out = t.testdir({ 'sim-3': { 'old.tif': 'x' }, file: 'not a folder' });
   await t.rejects(runLiveScanner({ ...small, out, rate: 0 }), { code: 'ERR_USAGE', message: /--rate/ });
   await t.rejects(runLiveScanner({ ...small, out, rate: -1 }), { code: 'ERR_USAGE', message: /--rate/ });
-  await t.rejects(runLiveScanner({ ...small, out, rate: 10 }), { code: 'ERR_OUTPUT', message: /already holds/ });
+  await t.rejects(runLiveScanner({ ...small, out, rate: 10 }), {
+    code: 'ERR_OUTPUT',
+    message: /already holds/,
+  });
   await t.rejects(runLiveScanner({ ...small, out: join(out, 'file', 'sub'), rate: 10 }), {
     code: 'ERR_OUTPUT',
     message: /--out .*cannot create/,
   });
-  await t.rejects(runLiveScanner({ ...small, out, scanId: '../escape', rate: 10 }), { code: 'ERR_USAGE', message: /--scan-id/ });
+  await t.rejects(runLiveScanner({ ...small, out, scanId: '../escape', rate: 10 }), {
+    code: 'ERR_USAGE',
+    message: /--scan-id/,
+  });
 });

@@ -9,7 +9,10 @@ t.test('a default scan shows every morphology and both confounders', async (t) =
     t.same(new Set(p.dendrites.map((d) => d.morphology)), new Set(MORPHOLOGIES), `seed ${seed}: all habits`);
     t.ok(p.pits.length > 0, `seed ${seed}: pits`);
     t.ok(p.bubbles.length > 0, `seed ${seed}: bubbles`);
-    t.ok(p.dendrites.some((d) => d.bridges), `seed ${seed}: one dendrite bridges the electrolyte`);
+    t.ok(
+      p.dendrites.some((d) => d.bridges),
+      `seed ${seed}: one dendrite bridges the electrolyte`,
+    );
     // Every class appears in the rendered labels, and each dendrite left voxels of its own.
     const seen = new Set<number>();
     const perDendrite = new Map<number, number>();
@@ -29,7 +32,8 @@ t.test('a default scan shows every morphology and both confounders', async (t) =
       }
     }
     t.same([...seen].sort(), [0, 1, 2, 3], `seed ${seed}: all label classes rendered`);
-    for (const d of p.dendrites) t.ok((perDendrite.get(d.id) ?? 0) > 5, `seed ${seed}: dendrite ${d.id} (${d.morphology}) is labelled`);
+    for (const d of p.dendrites)
+      t.ok((perDendrite.get(d.id) ?? 0) > 5, `seed ${seed}: dendrite ${d.id} (${d.morphology}) is labelled`);
   }
 });
 
@@ -39,7 +43,8 @@ t.test('dendrites span many slices and a range of heights', async (t) => {
     const p = createPhantom({ seed });
     for (const d of p.dendrites) {
       heights.push(d.heightVoxels / (PHANTOM_THICKNESS * p.size));
-      if (d.morphology === 'tree') t.ok(d.bbox.zMax - d.bbox.zMin >= 5, `seed ${seed}: tree ${d.id} crosses ≥ 5 slices`);
+      if (d.morphology === 'tree')
+        t.ok(d.bbox.zMax - d.bbox.zMin >= 5, `seed ${seed}: tree ${d.id} crosses ≥ 5 slices`);
     }
   }
   t.ok(Math.min(...heights) < 0.2, `some are short (min height fraction ${Math.min(...heights).toFixed(2)})`);
@@ -51,9 +56,13 @@ t.test('--dendrites 0 gives pits and bubbles but no dendrite voxel', async (t) =
   const p = createPhantom({ seed: 9, dendrites: 0, size: 128, slices: 48 });
   t.equal(p.dendrites.length, 0);
   const counts = [0, 0, 0, 0];
-  for (let z = 0; z < p.slices; z++) for (const l of renderSlice(p, z).labels) counts[l] = (counts[l] ?? 0) + 1;
+  for (let z = 0; z < p.slices; z++)
+    for (const l of renderSlice(p, z).labels) counts[l] = (counts[l] ?? 0) + 1;
   t.equal(counts[LABEL.dendrite], 0);
-  t.ok((counts[LABEL.pit] ?? 0) > 0 && (counts[LABEL.bubble] ?? 0) > 0, `pits ${counts[2]}, bubbles ${counts[3]}`);
+  t.ok(
+    (counts[LABEL.pit] ?? 0) > 0 && (counts[LABEL.bubble] ?? 0) > 0,
+    `pits ${counts[2]}, bubbles ${counts[3]}`,
+  );
 });
 
 t.test('the same seed gives the same slice bytes; another seed does not', async (t) => {
@@ -94,9 +103,13 @@ t.test('labels line up with the image voxel for voxel', async (t) => {
   }
   const mean = (s: { sum: number; n: number } | undefined) => (s ? s.sum / s.n : Number.NaN);
   const centre = mean(sums.get('0,0'));
-  for (const [key, s] of sums) if (key !== '0,0') t.ok(centre < mean(s), `shift ${key}: ${mean(s).toFixed(0)} > ${centre.toFixed(0)}`);
+  for (const [key, s] of sums)
+    if (key !== '0,0') t.ok(centre < mean(s), `shift ${key}: ${mean(s).toFixed(0)} > ${centre.toFixed(0)}`);
   const [bg, dendrite, pit, bubble] = classMeans.map(mean) as [number, number, number, number];
-  t.ok(pit < dendrite && bubble < dendrite, `voids (${pit.toFixed(0)}, ${bubble.toFixed(0)}) darker than dendrites (${dendrite.toFixed(0)})`);
+  t.ok(
+    pit < dendrite && bubble < dendrite,
+    `voids (${pit.toFixed(0)}, ${bubble.toFixed(0)}) darker than dendrites (${dendrite.toFixed(0)})`,
+  );
   t.ok(Number.isFinite(bg));
 });
 

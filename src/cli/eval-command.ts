@@ -1,0 +1,128 @@
+import { UsageError } from '../errors.ts';
+import { evaluateModel, measureSpeed } from '../eval/evaluate-model.ts';
+import { loadModel } from '../inference/load-model.ts';
+import { MODEL_NAMES, MODELS_DIR, type ModelCard, readModelCard } from '../inference/model-card.ts';
+import { PROVIDERS } from '../inference/open-onnx-session.ts';
+import type { CommandContext } from './command-context.ts';
+import { choiceOption, intOption, parseOptions, stringOption } from './parse-options.ts';
+
+/** First held-out seed: far above any training seed range we use (training starts at 1000). */
+export const EVAL_SEED = 900_000;
+
+export const EVAL_HELP = `Usage:
+  xct-sentinel eval --model tnet|unet|enet [--seed N] [--scans N] [--size N] [--slices N]
+                    [--batch N] [--no-speed] [--provider cpu|cuda|tensorrt|webgpu] [--threads N]
+                    [--models-dir DIR] [--json]
+
+Generates held-out simulated scans (seeds N, N+1, …; never a training seed), segments them with
+the model through onnxruntime-node and prints foreground IoU/Dice over the volumes, the paper's
+patch-mean mIoU/mDSC, how many pit and bubble voxels were called dendrite, and patches/s.
+Defaults: --seed ${EVAL_SEED} --scans 3 --size 256 --slices 64 --batch 16
+`;
+
+const SPEC = {
+  model: { type: 'string' },
+  seed: { type: 'string' },
+  scans: { type: 'string' },
+  size: { type: 'string' },
+  slices: { type: 'string' },
+  batch: { type: 'string' },
+  provider: { type: 'string' },
+  threads: { type: 'string' },
+  'models-dir': { type: 'string' },
+  'no-speed': { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** `xct-sentinel eval`: score a shipped model on held-out simulated scans. */
+export async function evalCommand(args: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values } = parseOptions('eval', args, SPEC);
+  if (values.help) {
+    ctx.stdout.write(EVAL_HELP);
+    return 0;
+  }
+  const name = stringOption(values, 'model');
+  if (name === undefined)
+    throw new UsageError(`eval needs --model (${MODEL_NAMES.join(', ')})`, { option: '--model' });
+  const seed = intOption(values, 'seed', EVAL_SEED, 0, 2 ** 48);
+  const scans = intOption(values, 'scans', 3, 1, 1000);
+  const size = intOption(values, 'size', 256, 32, 4096);
+  const slices = intOption(values, 'slices', 64, 1, 65536);
+  const batch = intOption(values, 'batch', 16, 1, 1024);
+  const threads = intOption(values, 'threads', 0, 0, 1024);
+  const provider = choiceOption(values, 'provider', PROVIDERS, 'cpu');
+  const modelsDir = stringOption(values, 'models-dir') ?? MODELS_DIR;
+  const seeds = Array.from({ length: scans }, (_, i) => seed + i);
+
+  const card = await readModelCard(name, modelsDir);
+  for (const range of await trainingSeedRanges(card, modelsDir)) {
+    const clash = seeds.find((s) => s >= range.from && s <= range.to);
+    if (clash !== undefined)
+      throw new UsageError(
+        `--seed: scan seed ${clash} was used to train ${range.model} (seeds ${range.from}–${range.to}); evaluation needs held-out seeds`,
+        { option: '--seed' },
+      );
+  }
+  const model = await loadModel(name, { modelsDir, provider, threads });
+  try {
+    const started = performance.now();
+    const scores = await evaluateModel(model, {
+      seeds,
+      size,
+      slices,
+      batch,
+      signal: ctx.signal,
+      onSlice: (done, total) => ctx.progress(`eval ${name}: slice ${done}/${total}`),
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const speed = values['no-speed'] ? [] : await measureSpeed(model, { signal: ctx.signal });
+    const best = speed.reduce<(typeof speed)[number] | undefined>(
+      (b, p) => (!b || p.patchesPerSecond > b.patchesPerSecond ? p : b),
+      undefined,
+    );
+    const report = {
+      model: model.identity,
+      fallbackReason: model.fallbackReason,
+      scans: { seeds, size, slices },
+      ...scores,
+      seconds,
+      speed: { points: speed, batch1: speed.find((p) => p.batch === 1), best },
+    };
+    if (values.json) {
+      ctx.stdout.write(`${JSON.stringify(report)}\n`);
+      return 0;
+    }
+    const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
+    const lines = [
+      `model ${model.identity.name} ${model.identity.version} (sha256 ${model.identity.sha256.slice(0, 12)}…, ${model.identity.provider}) on ${scans} held-out scan(s): seeds ${seeds[0]}–${seeds.at(-1)}, ${size}×${size}×${slices}`,
+      `  foreground IoU ${scores.iou.toFixed(4)}   Dice ${scores.dice.toFixed(4)}`,
+      `  paper-style mIoU ${scores.mIoU.toFixed(4)}   mDSC ${scores.mDSC.toFixed(4)}   (${scores.patches} patches)`,
+      `  pit voxels called dendrite ${pct(scores.pitAsDendrite)}   bubble voxels ${pct(scores.bubbleAsDendrite)}`,
+    ];
+    if (report.speed.batch1 && best)
+      lines.push(
+        `  speed: batch 1 ${report.speed.batch1.msPerPatch.toFixed(2)} ms/patch (${report.speed.batch1.patchesPerSecond.toFixed(1)} patches/s); best batch ${best.batch} ${best.msPerPatch.toFixed(2)} ms/patch (${best.patchesPerSecond.toFixed(1)} patches/s)`,
+      );
+    ctx.stdout.write(`${lines.join('\n')}\n`);
+    return 0;
+  } finally {
+    await model.close();
+  }
+}
+
+async function trainingSeedRanges(
+  card: ModelCard,
+  modelsDir: string,
+): Promise<{ model: string; from: number; to: number }[]> {
+  if (card.kind === 'ensemble') {
+    const nested = await Promise.all(
+      card.members.map(async (m) => trainingSeedRanges(await readModelCard(m.name, modelsDir), modelsDir)),
+    );
+    return nested.flat();
+  }
+  const seeds = (card.training as { seeds?: { from?: unknown; to?: unknown } }).seeds;
+  return typeof seeds?.from === 'number' && typeof seeds.to === 'number'
+    ? [{ model: card.name, from: seeds.from, to: seeds.to }]
+    : [];
+}

@@ -1,0 +1,92 @@
+import type { SegmentationModel } from '../inference/load-model.ts';
+import { segmentSlice } from '../inference/segment-slice.ts';
+import { normalizeSlice } from '../operators/normalize-slice.ts';
+import { extractPatches, tileGrid } from '../operators/tile-grid.ts';
+import { createPhantom } from '../sim/phantom.ts';
+import { renderSlice } from '../sim/render-slice.ts';
+import { SegmentationMetrics, type SegmentationScores } from './segmentation-metrics.ts';
+
+export interface EvaluateOptions {
+  seeds: readonly number[];
+  size: number;
+  slices: number;
+  batch?: number;
+  overlap?: number;
+  signal?: AbortSignal;
+  onSlice?: (done: number, total: number) => void;
+}
+
+/** Segment simulated held-out scans and score the masks against their ground truth. */
+export async function evaluateModel(
+  model: SegmentationModel,
+  options: EvaluateOptions,
+): Promise<SegmentationScores> {
+  const metrics = new SegmentationMetrics(model.patchSize);
+  const total = options.seeds.length * options.slices;
+  let done = 0;
+  for (const seed of options.seeds) {
+    const phantom = createPhantom({ seed, size: options.size, slices: options.slices });
+    for (let z = 0; z < phantom.slices; z++) {
+      options.signal?.throwIfAborted();
+      const { image, labels } = renderSlice(phantom, z);
+      const { mask } = await segmentSlice(model, image, phantom.size, phantom.size, {
+        ...(options.batch !== undefined && { batch: options.batch }),
+        ...(options.overlap !== undefined && { overlap: options.overlap }),
+      });
+      metrics.addSlice(mask, labels, phantom.size, phantom.size);
+      options.onSlice?.(++done, total);
+    }
+  }
+  return metrics.scores();
+}
+
+export interface SpeedPoint {
+  batch: number;
+  patchesPerSecond: number;
+  msPerPatch: number;
+  runs: number;
+}
+
+/**
+ * Bare inference speed: the model alone on real patches (a simulated slice, normalized and tiled),
+ * per batch size, as the median of repeated timed runs after a warm-up.
+ */
+export async function measureSpeed(
+  model: SegmentationModel,
+  options: { batches?: readonly number[]; minMs?: number; seed?: number; signal?: AbortSignal } = {},
+): Promise<SpeedPoint[]> {
+  const batches = options.batches ?? [1, 2, 4, 8, 16, 32];
+  const size = 512;
+  const phantom = createPhantom({ seed: options.seed ?? 424242, size, slices: 8 });
+  const normalized = normalizeSlice(renderSlice(phantom, 4).image, model.normalization);
+  const tiles = tileGrid(size, size, { patch: model.patchSize, overlap: 32 });
+  const pool = extractPatches(normalized, size, size, tiles, model.patchSize);
+  const area = model.patchSize * model.patchSize;
+  const points: SpeedPoint[] = [];
+  for (const batch of batches) {
+    const input = new Float32Array(batch * area);
+    for (let k = 0; k < batch; k++)
+      input.set(pool.subarray((k % tiles.length) * area, ((k % tiles.length) + 1) * area), k * area);
+    await model.predict(input, batch);
+    const times: number[] = [];
+    const started = performance.now();
+    while (
+      times.length < 5 ||
+      (performance.now() - started < (options.minMs ?? 1500) && times.length < 200)
+    ) {
+      options.signal?.throwIfAborted();
+      const t0 = performance.now();
+      await model.predict(input, batch);
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    const median = times[Math.floor(times.length / 2)] as number;
+    points.push({
+      batch,
+      patchesPerSecond: (batch * 1000) / median,
+      msPerPatch: median / batch,
+      runs: times.length,
+    });
+  }
+  return points;
+}

@@ -1,0 +1,186 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ModelError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Normalization } from '../operators/normalize-slice.ts';
+import { MODELS_DIR, type ModelCard, type OnnxModelCard, readModelCard } from './model-card.ts';
+import { openOnnxSession, type Provider } from './open-onnx-session.ts';
+
+/** What an alert says about the model that produced it. */
+export interface ModelIdentity {
+  name: string;
+  version: string;
+  sha256: string;
+  provider: Provider;
+}
+
+/** A loaded model: patches in, dendrite probabilities out. */
+export interface SegmentationModel {
+  readonly card: ModelCard;
+  readonly identity: ModelIdentity;
+  readonly patchSize: number;
+  readonly threshold: number;
+  readonly normalization: Normalization;
+  /** Why the requested execution provider is not the one in use, when it is not. */
+  readonly fallbackReason: string | undefined;
+  /** `count` patches of patchSize² normalized pixels → as many probability maps. */
+  predict(patches: Float32Array, count: number): Promise<Float32Array>;
+  /** Release native sessions; safe to call twice. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export interface LoadModelOptions {
+  modelsDir?: string;
+  provider?: Provider;
+  threads?: number;
+  log?: Logger;
+}
+
+/** Load a shipped model by name (`tnet`, `unet`, `enet`), checking each ONNX file against its card. */
+export async function loadModel(name: string, options: LoadModelOptions = {}): Promise<SegmentationModel> {
+  const modelsDir = options.modelsDir ?? MODELS_DIR;
+  const card = await readModelCard(name, modelsDir);
+  if (card.kind === 'onnx') return loadOnnx(card, modelsDir, options);
+  const members: SegmentationModel[] = [];
+  try {
+    for (const m of card.members) {
+      const member = await loadModel(m.name, options);
+      if (member.card.kind !== 'onnx')
+        throw new ModelError(`ensemble ${name}: member ${m.name} is itself an ensemble`, { model: name });
+      if (member.patchSize !== card.patchSize)
+        throw new ModelError(
+          `ensemble ${name}: member ${m.name} takes ${member.patchSize}px patches, not ${card.patchSize}`,
+          { model: name },
+        );
+      members.push(member);
+    }
+  } catch (err) {
+    await Promise.all(members.map((m) => m.close()));
+    throw err;
+  }
+  return new EnsembleModel(
+    card,
+    members,
+    card.members.map((m) => m.weight),
+  );
+}
+
+async function loadOnnx(
+  card: OnnxModelCard,
+  modelsDir: string,
+  options: LoadModelOptions,
+): Promise<SegmentationModel> {
+  const path = join(modelsDir, card.file);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (cause) {
+    throw new ModelError(`model ${card.name}: missing file ${path}`, { model: card.name, path }, { cause });
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (sha256 !== card.sha256)
+    throw new ModelError(
+      `model ${card.name}: checksum mismatch for ${path}: the card says sha256 ${card.sha256}, the file is ${sha256} (corrupt or replaced file)`,
+      { model: card.name, path },
+    );
+  const opened = await openOnnxSession(bytes, { name: card.name, path }, options);
+  return new OnnxModel(
+    card,
+    opened.session,
+    { name: card.name, version: card.version, sha256, provider: opened.provider },
+    opened.fallbackReason,
+  );
+}
+
+class OnnxModel implements SegmentationModel {
+  readonly patchSize: number;
+  readonly threshold: number;
+  readonly normalization: Normalization;
+  private closed = false;
+
+  constructor(
+    readonly card: OnnxModelCard,
+    private readonly session: ort.InferenceSession,
+    readonly identity: ModelIdentity,
+    readonly fallbackReason: string | undefined,
+  ) {
+    this.patchSize = card.patchSize;
+    this.threshold = card.threshold;
+    this.normalization = card.normalization;
+  }
+
+  async predict(patches: Float32Array, count: number): Promise<Float32Array> {
+    if (this.closed) throw new ModelError(`model ${this.card.name} is closed`, { model: this.card.name });
+    const p = this.patchSize;
+    if (patches.length < count * p * p)
+      throw new RangeError(`${count} patches need ${count * p * p} values, got ${patches.length}`);
+    const input = new ort.Tensor('float32', patches.subarray(0, count * p * p), [count, 1, p, p]);
+    const result = await this.session.run({ [this.card.input]: input });
+    const output = result[this.card.output];
+    if (!output || !(output.data instanceof Float32Array))
+      throw new ModelError(`model ${this.card.name}: output "${this.card.output}" missing or not float32`, {
+        model: this.card.name,
+      });
+    return output.data;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.session.release();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+class EnsembleModel implements SegmentationModel {
+  readonly identity: ModelIdentity;
+  readonly patchSize: number;
+  readonly threshold: number;
+  readonly normalization: Normalization;
+  readonly fallbackReason: string | undefined;
+  private readonly weights: number[];
+
+  constructor(
+    readonly card: ModelCard,
+    private readonly members: SegmentationModel[],
+    weights: number[],
+  ) {
+    const total = weights.reduce((a, b) => a + b, 0);
+    this.weights = weights.map((w) => w / total);
+    // The ensemble is its members and their weights: its checksum covers exactly that.
+    const sha256 = createHash('sha256')
+      .update(JSON.stringify(members.map((m, i) => [m.identity.name, m.identity.sha256, this.weights[i]])))
+      .digest('hex');
+    const provider = members[0]?.identity.provider ?? 'cpu';
+    this.identity = { name: card.name, version: card.version, sha256, provider };
+    this.patchSize = card.patchSize;
+    this.threshold = card.threshold;
+    this.normalization = card.normalization;
+    this.fallbackReason = members.map((m) => m.fallbackReason).find((r) => r !== undefined);
+  }
+
+  async predict(patches: Float32Array, count: number): Promise<Float32Array> {
+    const out = new Float32Array(count * this.patchSize * this.patchSize);
+    // Members run one after the other: each already uses every core for its own batch.
+    for (const [i, member] of this.members.entries()) {
+      const probs = await member.predict(patches, count);
+      const w = this.weights[i] as number;
+      for (let k = 0; k < out.length; k++) out[k] = (out[k] as number) + w * (probs[k] as number);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.close()));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

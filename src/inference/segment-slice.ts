@@ -1,0 +1,39 @@
+import type { TypedArray } from '../codecs/dtype.ts';
+import { normalizeSlice } from '../operators/normalize-slice.ts';
+import { createStitcher } from '../operators/stitch-patches.ts';
+import { extractPatches, tileGrid } from '../operators/tile-grid.ts';
+import type { SegmentationModel } from './load-model.ts';
+
+export interface SegmentSliceOptions {
+  /** Pixels shared by neighbouring patches (blended, so no seams). */
+  overlap?: number;
+  /** Most patches per inference call. */
+  batch?: number;
+}
+
+/** One slice through the model on its own: normalize → tile → infer → stitch → threshold. */
+export async function segmentSlice(
+  model: SegmentationModel,
+  image: TypedArray,
+  width: number,
+  height: number,
+  options: SegmentSliceOptions = {},
+): Promise<{ prob: Float32Array; mask: Uint8Array; patches: number }> {
+  const patch = model.patchSize;
+  const overlap = options.overlap ?? 32;
+  const batch = options.batch ?? 16;
+  const normalized = normalizeSlice(image, model.normalization);
+  const tiles = tileGrid(width, height, { patch, overlap });
+  const patches = extractPatches(normalized, width, height, tiles, patch);
+  const stitcher = createStitcher(width, height, tiles, { patch, overlap });
+  const area = patch * patch;
+  for (let start = 0; start < tiles.length; start += batch) {
+    const count = Math.min(batch, tiles.length - start);
+    const probs = await model.predict(patches.subarray(start * area, (start + count) * area), count);
+    for (let k = 0; k < count; k++) stitcher.add(start + k, probs.subarray(k * area, (k + 1) * area));
+  }
+  const prob = stitcher.result();
+  const mask = new Uint8Array(prob.length);
+  for (let i = 0; i < prob.length; i++) mask[i] = (prob[i] as number) >= model.threshold ? 1 : 0;
+  return { prob, mask, patches: tiles.length };
+}
