@@ -1,16 +1,26 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { describeError, isXctError } from '../errors.ts';
+import { benchCommand } from './bench-command.ts';
 import { type CommandContext, processContext } from './command-context.ts';
 import { demoCommand } from './demo-command.ts';
 import { evalCommand } from './eval-command.ts';
+import { runCommand } from './run-command.ts';
 import { SIMULATE_HELP, simulateCommand } from './simulate-command.ts';
 
 type Command = (args: readonly string[], ctx: CommandContext) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
+  bench: {
+    run: benchCommand,
+    summary: 'benchmark the pipeline: throughput vs bare ONNX Runtime, latency, memory',
+  },
   demo: { run: demoCommand, summary: 'simulate a live scan and watch it (what `npm start` runs)' },
   eval: { run: evalCommand, summary: 'score a shipped model on held-out simulated scans' },
+  run: {
+    run: runCommand,
+    summary: 'the daemon: watch a scanner folder, segment live, write masks, raise alerts',
+  },
   simulate: { run: simulateCommand, summary: 'synthetic Li-metal XCT scanner: live scan, dataset, preview' },
 };
 

@@ -1,0 +1,273 @@
+"""Train T-Net or the U-Net baseline on a simulated XCT patch dataset.
+
+Usage (always the Debian interpreter, which has PyTorch):
+  /usr/bin/python3 models/training/train.py --model tnet --data DATA --out RUNS \
+      [--epochs N] [--batch 16] [--lr X] [--time-budget-min M] [--seed 0] \
+      [--width 64 --depth 8 --heads 4]   # T-Net size; defaults are the paper's
+
+Loss is binary cross-entropy (the paper's best), optimiser AdamW, learning rate linear
+warm-up then cosine decay. The cosine follows whichever runs out first, the epochs or the
+time budget, so a time-budgeted run still ends on a low learning rate. Training stops at
+the time budget (keeping room for the last validation). After every epoch the model is
+validated on held-out *scans*; the checkpoint with the best foreground Dice is kept.
+
+Writes OUT/<model>.pt (state dict + config) and OUT/<model>.train.json (a record of the run,
+rewritten after every epoch so a killed run still leaves one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common import build_model, count_parameters, hardware
+from data import AugmentConfig, PatchDataset, augment
+
+DEFAULT_LR = {"tnet": 5e-4, "unet": 1e-3}
+DEFAULT_EPOCHS = 30  # when neither --epochs nor --time-budget-min is given
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, choices=["tnet", "unet"])
+    ap.add_argument("--data", required=True, help="dataset directory (images.npy, masks.npy, index.json)")
+    ap.add_argument("--out", required=True, help="output directory for <model>.pt and <model>.train.json")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help=f"default {DEFAULT_EPOCHS}, or unlimited when --time-budget-min is given")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate (tnet 5e-4, unet 1e-3)")
+    ap.add_argument("--weight-decay", type=float, default=1e-2)
+    ap.add_argument("--warmup-steps", type=int, default=200)
+    ap.add_argument("--time-budget-min", type=float, default=None, help="wall-clock budget for the whole run")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--val-fraction", type=float, default=0.2, help="fraction of scan seeds held out")
+    ap.add_argument("--max-val", type=int, default=0, help="validate on at most this many patches (0 = all)")
+    ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    g = ap.add_argument_group("T-Net size (defaults = paper config)")
+    g.add_argument("--width", type=int, default=64, help="token embedding width")
+    g.add_argument("--depth", type=int, default=8, help="transformer layers (multiple of 4)")
+    g.add_argument("--heads", type=int, default=4, help="attention heads")
+    return ap.parse_args(argv)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, ds: PatchDataset, idx: np.ndarray, batch: int, device: torch.device) -> dict:
+    """Validation loss and metrics at threshold 0.5.
+
+    dice/iou: foreground, pooled over all validation pixels (the selection criterion).
+    mIoU/mDSC: the paper's patch means -- per patch, the average over both classes
+    (dendrite, not dendrite) of IoU (Dice); a class absent from truth and prediction scores 1.
+    confounderFpRate: fraction of pit and bubble pixels predicted as dendrite.
+    """
+    model.eval()
+    loss_sum, n_pix = 0.0, 0
+    tp_all = fp_all = fn_all = 0
+    miou, mdsc = [], []
+    conf_fp = conf_n = 0
+    for img, mask, lab in ds.batches(idx, batch, with_labels=True):
+        img, mask = img.to(device), mask.to(device)
+        logits = model.forward_logits(img)
+        loss_sum += F.binary_cross_entropy_with_logits(logits, mask, reduction="sum").item()
+        n_pix += mask.numel()
+        pred = (logits > 0).flatten(1).cpu()  # sigmoid(x) > 0.5  <=>  x > 0
+        truth = mask.flatten(1).cpu() > 0.5
+        tp = (pred & truth).sum(1).double()
+        fp = (pred & ~truth).sum(1).double()
+        fn = (~pred & truth).sum(1).double()
+        tn = (~pred & ~truth).sum(1).double()
+        tp_all += tp.sum().item()
+        fp_all += fp.sum().item()
+        fn_all += fn.sum().item()
+
+        def ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+            return torch.where(den > 0, num / den.clamp(min=1), torch.ones_like(num))
+
+        miou.append(((ratio(tp, tp + fp + fn) + ratio(tn, tn + fp + fn)) / 2).numpy())
+        mdsc.append(((ratio(2 * tp, 2 * tp + fp + fn) + ratio(2 * tn, 2 * tn + fp + fn)) / 2).numpy())
+        conf = lab.flatten(1) >= 2
+        conf_fp += (pred & conf).sum().item()
+        conf_n += conf.sum().item()
+    den = 2 * tp_all + fp_all + fn_all
+    return {
+        "loss": loss_sum / max(n_pix, 1),
+        "dice": 2 * tp_all / den if den else 1.0,
+        "iou": tp_all / (tp_all + fp_all + fn_all) if den else 1.0,
+        "mIoU": float(np.concatenate(miou).mean()) if miou else float("nan"),
+        "mDSC": float(np.concatenate(mdsc).mean()) if mdsc else float("nan"),
+        "confounderFpRate": conf_fp / conf_n if conf_n else None,
+        "patches": int(len(idx)),
+    }
+
+
+def lr_at(step: int, progress: float, peak: float, warmup: int, floor: float = 0.01) -> float:
+    """Linear warm-up over `warmup` steps, then cosine from `peak` to `floor * peak` over progress 0..1."""
+    warm = min(1.0, (step + 1) / max(1, warmup))
+    cos = 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    return peak * warm * (floor + (1 - floor) * cos)
+
+
+def write_text(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def atomic_write(path: str, write) -> None:
+    """Write via a temporary file so a reader (or a kill) never sees half a file."""
+    tmp = path + ".tmp"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    t_start = time.monotonic()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    aug_gen = torch.Generator().manual_seed(args.seed)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+
+    ds = PatchDataset(args.data)
+    train_idx, val_idx, split = ds.split(args.val_fraction, args.seed)
+    if args.max_val and len(val_idx) > args.max_val:
+        val_idx = np.sort(rng.choice(val_idx, args.max_val, replace=False))
+    if len(train_idx) == 0 or len(val_idx) == 0:
+        print(f"error: split left {len(train_idx)} train / {len(val_idx)} val patches", file=sys.stderr)
+        return 2
+
+    config = {"width": args.width, "depth": args.depth, "heads": args.heads} if args.model == "tnet" else {}
+    model = build_model(args.model, config).to(device)
+    config = model.config  # the full config, defaults included
+    n_params = count_parameters(model)
+    peak_lr = args.lr if args.lr is not None else DEFAULT_LR[args.model]
+    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, weight_decay=args.weight_decay)
+    aug_cfg = AugmentConfig()
+    budget_s = args.time_budget_min * 60 if args.time_budget_min else None
+    epochs = args.epochs if args.epochs is not None else (10**9 if budget_s else DEFAULT_EPOCHS)
+    steps_per_epoch = max(1, len(train_idx) // args.batch)
+    total_steps = epochs * steps_per_epoch
+
+    hw = hardware(device)
+    print(f"{args.model}: {n_params:,} parameters, config {config}")
+    print(f"data {args.data}: {len(train_idx)} train / {len(val_idx)} val patches, split {split}")
+    print(f"hardware: {hw['summary']}; lr {peak_lr}, batch {args.batch}, "
+          f"epochs {args.epochs or '-'}, budget {args.time_budget_min or '-'} min")
+
+    os.makedirs(args.out, exist_ok=True)
+    ckpt_path = os.path.join(args.out, f"{args.model}.pt")
+    json_path = os.path.join(args.out, f"{args.model}.train.json")
+    history: list[dict] = []
+    best: dict | None = None
+    step, epoch, lr = 0, 0, peak_lr
+    val_seconds = None  # measured at the first validation; estimated until then
+    train_patch_s = None
+    stop = False
+
+    def record(status: str) -> None:
+        rec = {
+            "model": args.model,
+            "status": status,
+            "config": config,
+            "parameters": n_params,
+            "data": os.path.abspath(args.data),
+            "datasetSeeds": ds.index.get("seeds"),
+            "normalization": ds.index.get("normalization"),
+            "split": split,
+            "trainPatches": int(len(train_idx)),
+            "valPatches": int(len(val_idx)),
+            "hyperparameters": {
+                "loss": "bce", "optimizer": "AdamW", "schedule": "warmup+cosine", "peakLr": peak_lr,
+                "weightDecay": args.weight_decay, "warmupSteps": args.warmup_steps, "batch": args.batch,
+                "epochs": args.epochs, "timeBudgetMin": args.time_budget_min, "seed": args.seed,
+                "valFraction": args.val_fraction, "augment": None if args.no_augment else vars(aug_cfg),
+            },
+            "epochsDone": epoch,
+            "steps": step,
+            "wallTimeSeconds": round(time.monotonic() - t_start, 1),
+            "trainPatchesPerSecond": train_patch_s,
+            "hardware": hw,
+            "best": best,
+            "finalLr": lr,
+            "history": history,
+            "checkpoint": os.path.abspath(ckpt_path),
+        }
+        atomic_write(json_path, lambda p: write_text(p, json.dumps(rec, indent=2) + "\n"))
+
+    while epoch < epochs and not stop:
+        model.train()
+        t_epoch = time.monotonic()
+        loss_sum, seen = 0.0, 0
+        for img, mask in ds.batches(train_idx, args.batch, rng=rng, drop_last=True):
+            if not args.no_augment:
+                img, mask = augment(img, mask, aug_cfg, aug_gen)
+            img, mask = img.to(device, non_blocking=True), mask.to(device, non_blocking=True)
+            elapsed = time.monotonic() - t_start
+            progress = step / total_steps
+            if budget_s:
+                progress = max(progress, elapsed / budget_s)
+            lr = lr_at(step, progress, peak_lr, args.warmup_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            loss = F.binary_cross_entropy_with_logits(model.forward_logits(img), mask)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            loss_sum += loss.item() * img.shape[0]
+            seen += img.shape[0]
+            if budget_s:
+                # Stop early enough that the final validation still fits in the budget.
+                per_patch = (time.monotonic() - t_epoch) / seen
+                est_val = val_seconds if val_seconds is not None else per_patch * len(val_idx) / 3
+                if time.monotonic() - t_start + est_val >= budget_s:
+                    stop = True
+                    break
+        train_s = time.monotonic() - t_epoch
+        train_patch_s = round(seen / train_s, 2) if seen else train_patch_s
+        epoch += 1
+
+        t_val = time.monotonic()
+        val = evaluate(model, ds, val_idx, args.batch * 2, device)
+        val_seconds = time.monotonic() - t_val
+        row = {
+            "epoch": epoch, "steps": step, "trainLoss": loss_sum / max(seen, 1), "trainPatches": seen,
+            "lr": lr, "epochSeconds": round(train_s + val_seconds, 1), "trainPatchesPerSecond": train_patch_s,
+            **{f"val{k[0].upper()}{k[1:]}": v for k, v in val.items()},
+        }
+        history.append(row)
+        improved = best is None or val["dice"] > best["valDice"]
+        if improved:
+            best = {"epoch": epoch, **{f"val{k[0].upper()}{k[1:]}": v for k, v in val.items()}}
+            ckpt = {
+                "model": args.model, "config": config, "state_dict": model.state_dict(),
+                "epoch": epoch, "metrics": best, "split": split, "parameters": n_params,
+            }
+            atomic_write(ckpt_path, lambda p: torch.save(ckpt, p))
+        conf = val["confounderFpRate"]
+        print(
+            f"epoch {epoch:3d} | train loss {row['trainLoss']:.4f} | val loss {val['loss']:.4f} "
+            f"dice {val['dice']:.4f} mIoU {val['mIoU']:.4f} mDSC {val['mDSC']:.4f} "
+            f"conf-fp {'-' if conf is None else f'{conf:.4f}'} | lr {lr:.2e} | "
+            f"{train_patch_s} patches/s | {time.monotonic() - t_start:.0f} s{' *' if improved else ''}",
+            flush=True,
+        )
+        record("running")
+
+    record("done")
+    print(f"best epoch {best['epoch']}: val dice {best['valDice']:.4f}, mIoU {best['valMIoU']:.4f}; "
+          f"wrote {ckpt_path} and {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `npm run train`: reproduce the shipped models end to end:
+#   simulated dataset → train T-Net and U-Net → export ONNX → parity check in onnxruntime-node →
+#   model cards with held-out metrics (and the E-Net ensemble card).
+#
+# Environment (all optional):
+#   DATA=models/training/data/train   dataset dir; simulated (PATCHES patches, scan seeds from SEED) if it has no index.json
+#   RUNS=models/training/runs         checkpoints, run records, parity fixtures
+#   PATCHES=16000  SEED=1000          the shipped models' dataset (seeds 1000–1399; evaluation uses 900000+)
+#   MODELS="tnet unet"                which models to train
+#   BUDGET_MIN=55                     wall-clock budget per model, minutes
+#   PARALLEL=1                        train the models side by side, one thread each (2-core machines)
+#   TRAIN_ARGS=""                     extra train.py arguments, e.g. "--threads 8 --batch 32"
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=/usr/bin/python3  # Debian's interpreter: the one that sees python3-torch
+DATA=${DATA:-models/training/data/train}
+RUNS=${RUNS:-models/training/runs}
+MODELS=${MODELS:-tnet unet}
+mkdir -p "$RUNS"
+
+if [ ! -f "$DATA/index.json" ]; then
+  node --import tsx src/cli/main.ts simulate --dataset "$DATA" --patches "${PATCHES:-16000}" --seed "${SEED:-1000}"
+fi
+
+train() {
+  # shellcheck disable=SC2086  # TRAIN_ARGS is meant to split into words
+  "$PY" models/training/train.py --model "$1" --data "$DATA" --out "$RUNS" \
+    --time-budget-min "${BUDGET_MIN:-55}" --max-val 1000 "${@:2}" ${TRAIN_ARGS:-} > "$RUNS/$1.log" 2>&1
+}
+if [ "${PARALLEL:-1}" = 1 ]; then
+  pids=()
+  for m in $MODELS; do train "$m" --threads 1 & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p"; done
+else
+  for m in $MODELS; do train "$m" --threads 2; done
+fi
+
+for m in $MODELS; do
+  "$PY" models/training/export.py --checkpoint "$RUNS/$m.pt" --onnx "models/$m.onnx" --data "$DATA"
+  node --import tsx models/training/finish-model.ts --model "$m" --runs "$RUNS" --data "$DATA"
+done
+if [ -f models/tnet.json ] && [ -f models/unet.json ]; then
+  node --import tsx models/training/finish-model.ts --model enet
+fi

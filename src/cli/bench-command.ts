@@ -1,0 +1,142 @@
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_ALERT_RULES } from '../alerts/alert-rules.ts';
+import { DaemonStats, quantile } from '../daemon/daemon-stats.ts';
+import { runDaemon } from '../daemon/run-daemon.ts';
+import { measureSpeed } from '../eval/evaluate-model.ts';
+import { loadModel } from '../inference/load-model.ts';
+import { runLiveScanner } from '../sim/live-scanner.ts';
+import { watchFolder } from '../sources/watch-folder.ts';
+import type { CommandContext } from './command-context.ts';
+import { intOption, parseOptions, stringOption } from './parse-options.ts';
+
+const SPEC = {
+  model: { type: 'string' },
+  size: { type: 'string' },
+  slices: { type: 'string' },
+  batch: { type: 'string' },
+  threads: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const BENCH_HELP = `Usage: xct-sentinel bench [--model tnet] [--size 512] [--slices 32] [--batch 16] [--threads 0] [--json]
+
+Benchmarks the live pipeline on a fixed simulated scan (seed 4242):
+  1. throughput: the whole scan already on disk, the daemon as fast as it drains: slices/s, patches/s;
+  2. bare ONNX Runtime patches/s for the same model, batch and threads, in the same run, and the ratio;
+  3. latency: a live scan written at 60% of that throughput; per slice, from the file complete on
+     disk (its mtime) to its mask chunks written and its alerts emitted: p50 and p99;
+  4. peak RSS of the process.
+`;
+
+/** `npm run bench`: end-to-end throughput against bare inference, latency and memory. */
+export async function benchCommand(args: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values } = parseOptions('bench', args, SPEC);
+  if (values.help) {
+    ctx.stdout.write(BENCH_HELP);
+    return 0;
+  }
+  const name = stringOption(values, 'model') ?? 'tnet';
+  const size = intOption(values, 'size', 512, 128, 4096);
+  const slices = intOption(values, 'slices', 32, 4, 4096);
+  const batch = intOption(values, 'batch', 16, 1, 1024);
+  const threads = intOption(values, 'threads', 0, 0, 1024);
+  const root = await mkdtemp(join(tmpdir(), 'xct-sentinel-bench-'));
+  const model = await loadModel(name, { threads });
+  try {
+    // 1. Throughput: every slice is on disk before the daemon starts.
+    const watch = join(root, 'archive');
+    await mkdir(watch);
+    await runLiveScanner({ out: watch, seed: 4242, size, slices, rate: 1e6, scanId: 'bench' });
+    ctx.progress('throughput run…');
+    const stats = new DaemonStats();
+    let first = Number.NaN;
+    let last = Number.NaN;
+    await runDaemon({
+      source: watchFolder(watch, { stabilityMs: 50, idleTimeoutMs: 60_000 }),
+      out: join(root, 'out'),
+      model,
+      sinks: [],
+      rules: DEFAULT_ALERT_RULES,
+      inference: { maxBatch: batch },
+      maxScans: 1,
+      stats,
+      onSliceDone: ({ at }) => {
+        if (Number.isNaN(first)) first = at;
+        last = at;
+      },
+    });
+    // Time from the first slice done to the last, plus one slice's share: excludes start-up.
+    const seconds = ((last - first) / 1000) * (slices / Math.max(1, slices - 1));
+    const e2eSlices = slices / seconds;
+    const e2ePatches = stats.patches / seconds;
+
+    // 2. Bare ONNX Runtime on the same model, batch and threads, now.
+    ctx.progress('bare onnxruntime…');
+    const bare = (await measureSpeed(model, { batches: [batch], minMs: 3000 }))[0];
+    const barePatches = bare?.patchesPerSecond ?? Number.NaN;
+
+    // 3. Latency at a sustainable live rate.
+    ctx.progress('latency run…');
+    const live = join(root, 'live');
+    await mkdir(live);
+    const rate = Math.max(0.5, e2eSlices * 0.6);
+    const latencies: number[] = [];
+    const pending: Promise<void>[] = [];
+    const daemon = runDaemon({
+      source: watchFolder(live, { stabilityMs: 50, idleTimeoutMs: 60_000 }),
+      out: join(root, 'out-live'),
+      model,
+      sinks: [],
+      rules: DEFAULT_ALERT_RULES,
+      inference: { maxBatch: batch },
+      maxScans: 1,
+      onSliceDone: ({ path, at }) => {
+        if (path) pending.push(stat(path).then((s) => void latencies.push(at - s.mtimeMs)));
+      },
+    });
+    await runLiveScanner({ out: live, seed: 4243, size, slices: Math.min(slices, 24), rate, scanId: 'live' });
+    await daemon;
+    await Promise.all(pending);
+
+    const rssMiB = (process.resourceUsage().maxRSS * 1024) / 2 ** 20;
+    const report = {
+      machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`,
+      model: model.identity,
+      scan: { seed: 4242, size, slices, patchesPerSlice: stats.patches / slices },
+      batch,
+      threads,
+      endToEnd: { slicesPerSecond: e2eSlices, patchesPerSecond: e2ePatches },
+      bareOnnxRuntime: { patchesPerSecond: barePatches, msPerPatch: bare?.msPerPatch },
+      ratio: e2ePatches / barePatches,
+      latencyMs: {
+        rate,
+        p50: quantile(latencies, 0.5),
+        p99: quantile(latencies, 0.99),
+        samples: latencies.length,
+      },
+      meanBatch: stats.batchSizes.reduce((a, b) => a + b, 0) / Math.max(1, stats.batchSizes.length),
+      peakRssMiB: rssMiB,
+    };
+    if (values.json) ctx.stdout.write(`${JSON.stringify(report)}\n`);
+    else
+      ctx.stdout.write(
+        [
+          `machine        ${report.machine}`,
+          `model          ${model.identity.name} ${model.identity.version} (${model.identity.provider}), batch ${batch}, threads ${threads || 'auto'}`,
+          `scan           seed 4242, ${size}×${size}×${slices}, ${report.scan.patchesPerSlice} patches/slice`,
+          `end to end     ${e2eSlices.toFixed(2)} slices/s, ${e2ePatches.toFixed(1)} patches/s (mean batch ${report.meanBatch.toFixed(1)})`,
+          `bare ORT       ${barePatches.toFixed(1)} patches/s (${bare?.msPerPatch.toFixed(2)} ms/patch)`,
+          `ratio          ${report.ratio.toFixed(3)} (end-to-end / bare; 1.0 is the limit)`,
+          `latency        p50 ${report.latencyMs.p50.toFixed(0)} ms, p99 ${report.latencyMs.p99.toFixed(0)} ms (live at ${rate.toFixed(2)} slices/s, ${latencies.length} slices; file mtime → mask written + alerts emitted)`,
+          `peak RSS       ${rssMiB.toFixed(0)} MiB`,
+        ].join('\n') + '\n',
+      );
+    return 0;
+  } finally {
+    await model.close();
+    await rm(root, { recursive: true, force: true });
+  }
+}

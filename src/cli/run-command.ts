@@ -1,0 +1,173 @@
+import { mkdir } from 'node:fs/promises';
+import { DEFAULT_ALERT_RULES } from '../alerts/alert-rules.ts';
+import {
+  CONFIG_DEFAULTS,
+  loadPipelineConfig,
+  type PipelineConfig,
+  validatePipelineConfig,
+} from '../config/pipeline-config.ts';
+import { quantile } from '../daemon/daemon-stats.ts';
+import { type CompletedScan, runDaemon } from '../daemon/run-daemon.ts';
+import { OutputError, UsageError } from '../errors.ts';
+import { loadModel } from '../inference/load-model.ts';
+import { PROVIDERS } from '../inference/open-onnx-session.ts';
+import { createLogger } from '../log.ts';
+import type { AlertSink } from '../sinks/alert-sink.ts';
+import { formatAlert } from '../sinks/format-alert.ts';
+import { createJsonlAlertSink, streamSink } from '../sinks/jsonl-alert-sink.ts';
+import { watchFolder } from '../sources/watch-folder.ts';
+import type { CommandContext } from './command-context.ts';
+import { choiceOption, intOption, parseOptions, positiveOption, stringOption } from './parse-options.ts';
+
+export const RUN_HELP = `Usage:
+  xct-sentinel run --watch DIR --out DIR [--model tnet|unet|enet] [--alerts FILE]
+                   [--provider cpu|cuda|tensorrt|webgpu] [--threads N] [--max-scans N]
+                   [--idle-timeout SECONDS] [--batch N] [--overlap N] [--log-level LEVEL]
+  xct-sentinel run PIPELINE.yaml [flags above override the file]
+
+Watches a scanner's output folder (one sub-folder per scan), segments each slice as soon as it
+is completely written, writes <out>/<scanId>.ome.zarr (image, dendrite mask, probabilities) and
+raises dendrite alerts while the scan is still running.
+  --alerts FILE   append alerts as JSON lines (default: stdout; readable lines on a terminal)
+  --max-scans N   exit 0 once N scans have completed and every output is flushed
+`;
+
+const SPEC = {
+  watch: { type: 'string' },
+  out: { type: 'string' },
+  model: { type: 'string' },
+  alerts: { type: 'string' },
+  provider: { type: 'string' },
+  threads: { type: 'string' },
+  'max-scans': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  batch: { type: 'string' },
+  overlap: { type: 'string' },
+  'log-level': { type: 'string' },
+  'models-dir': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** `xct-sentinel run`: the daemon. */
+export async function runCommand(args: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseOptions('run', args, SPEC, 1);
+  if (values.help) {
+    ctx.stdout.write(RUN_HELP);
+    return 0;
+  }
+  const file = positionals[0];
+  let config: PipelineConfig;
+  if (file !== undefined) {
+    config = await loadPipelineConfig(file);
+  } else {
+    if (stringOption(values, 'watch') === undefined)
+      throw new UsageError('run needs --watch DIR (or a pipeline file)', { option: '--watch' });
+    if (stringOption(values, 'out') === undefined)
+      throw new UsageError('run needs --out DIR for the OME-Zarr masks', { option: '--out' });
+    config = validatePipelineConfig(
+      {
+        source: { folder: { path: stringOption(values, 'watch') } },
+        output: { zarr: stringOption(values, 'out') },
+      },
+      'command line',
+    );
+  }
+  config = applyFlags(config, values);
+
+  const log = createLogger({
+    level: stringOption(values, 'log-level') ?? process.env.XCT_LOG_LEVEL ?? 'info',
+  });
+  try {
+    await mkdir(config.output.zarr, { recursive: true });
+  } catch (cause) {
+    throw new OutputError(
+      `--out ${config.output.zarr}: cannot create the output folder`,
+      { path: config.output.zarr, option: '--out' },
+      { cause },
+    );
+  }
+  const model = await loadModel(config.model.name, {
+    provider: config.model.provider,
+    threads: config.model.threads,
+    log,
+    ...(config.model.modelsDir !== undefined && { modelsDir: config.model.modelsDir }),
+  });
+  const sinks: AlertSink[] = [];
+  try {
+    const stdoutIsJson = config.alerts.sinks.some(
+      (s) => s.type === 'stdout' && (s.format === 'json' || (s.format === 'auto' && !process.stdout.isTTY)),
+    );
+    for (const s of config.alerts.sinks) {
+      if (s.type === 'jsonl') sinks.push(await createJsonlAlertSink(s.path));
+      else if (stdoutIsJson) sinks.push(streamSink(ctx.stdout, (a) => `${JSON.stringify(a)}\n`));
+      else sinks.push(streamSink(ctx.stdout, (a) => formatAlert(a, process.stdout.isTTY === true)));
+    }
+    // Human summaries go where they do not break a JSON-lines stream.
+    const say = (line: string) => (stdoutIsJson ? ctx.stderr : ctx.stdout).write(line);
+    const f = config.source.folder;
+    say(
+      `watching ${f.path} with model ${model.identity.name} ${model.identity.version} on ${model.identity.provider}${model.fallbackReason ? ` (fallback: ${model.fallbackReason})` : ''}; masks to ${config.output.zarr}\n`,
+    );
+    const completed: CompletedScan[] = [];
+    const stats = await runDaemon({
+      source: watchFolder(f.path, {
+        idleTimeoutMs: f.idleTimeoutSeconds * 1000,
+        missingSliceTimeoutMs: f.missingSliceTimeoutSeconds * 1000,
+        stabilityMs: f.stabilityMs,
+        followSymlinks: f.followSymlinks,
+      }),
+      out: config.output.zarr,
+      model,
+      sinks,
+      rules: config.alerts.rules,
+      tile: { overlap: config.inference.overlap },
+      inference: { maxBatch: config.inference.maxBatch, maxDelayMs: config.inference.maxDelayMs },
+      maxSlicesInFlight: config.inference.maxSlicesInFlight,
+      signal: ctx.signal,
+      log,
+      ...(config.maxScans !== undefined && { maxScans: config.maxScans }),
+      onScanComplete: (scan) => {
+        completed.push(scan);
+        say(
+          `scan ${scan.scanId}: ${scan.slices} slices → ${scan.zarrPath}${scan.failed ? ` (FAILED: ${scan.failed})` : ''}\n`,
+        );
+      },
+    });
+    say(
+      `done: ${stats.scansCompleted} scan(s), ${stats.slicesOut} slices, ${stats.patches} patches, alerts ${stats.alerts.info} info / ${stats.alerts.warning} warning / ${stats.alerts.critical} critical; slice→alert latency p50 ${quantile(stats.latenciesMs, 0.5).toFixed(0)} ms, p99 ${quantile(stats.latenciesMs, 0.99).toFixed(0)} ms\n`,
+    );
+    return completed.some((s) => s.failed) ? 1 : 0;
+  } finally {
+    await Promise.all(sinks.map((s) => s.close()));
+    await model.close();
+  }
+}
+
+function applyFlags(c: PipelineConfig, values: Parameters<typeof stringOption>[0]): PipelineConfig {
+  const watch = stringOption(values, 'watch');
+  const out = stringOption(values, 'out');
+  const alerts = stringOption(values, 'alerts');
+  const modelsDir = stringOption(values, 'models-dir');
+  const next: PipelineConfig = structuredClone(c);
+  if (watch !== undefined) next.source.folder.path = watch;
+  if (out !== undefined) next.output.zarr = out;
+  if (stringOption(values, 'model') !== undefined) next.model.name = stringOption(values, 'model') as string;
+  if (modelsDir !== undefined) next.model.modelsDir = modelsDir;
+  next.model.provider = choiceOption(values, 'provider', PROVIDERS, next.model.provider);
+  next.model.threads = intOption(values, 'threads', next.model.threads, 0, 1024);
+  next.inference.maxBatch = intOption(values, 'batch', next.inference.maxBatch, 1, 1024);
+  next.inference.overlap = intOption(values, 'overlap', next.inference.overlap, 0, 96);
+  if (stringOption(values, 'idle-timeout') !== undefined)
+    next.source.folder.idleTimeoutSeconds = positiveOption(
+      values,
+      'idle-timeout',
+      CONFIG_DEFAULTS.idleTimeoutSeconds,
+    );
+  if (stringOption(values, 'max-scans') !== undefined)
+    next.maxScans = intOption(values, 'max-scans', 1, 1, 1e9);
+  if (alerts !== undefined)
+    next.alerts.sinks =
+      alerts === '-' ? [{ type: 'stdout', format: 'auto' }] : [{ type: 'jsonl', path: alerts }];
+  next.alerts.rules ??= { ...DEFAULT_ALERT_RULES };
+  return next;
+}

@@ -1,0 +1,215 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { type AlertRules, DEFAULT_ALERT_RULES, resolveAlertRules } from '../alerts/alert-rules.ts';
+import { ConfigError } from '../errors.ts';
+import { PROVIDERS, type Provider } from '../inference/open-onnx-session.ts';
+
+/** Where alerts go. */
+export type SinkConfig =
+  | { type: 'jsonl'; path: string }
+  | { type: 'stdout'; format: 'auto' | 'json' | 'text' };
+
+/** A whole pipeline, as `pipelines/*.yaml` spells it, every default filled in. */
+export interface PipelineConfig {
+  source: {
+    folder: {
+      path: string;
+      idleTimeoutSeconds: number;
+      missingSliceTimeoutSeconds: number;
+      stabilityMs: number;
+      followSymlinks: boolean;
+    };
+  };
+  model: { name: string; provider: Provider; threads: number; modelsDir?: string };
+  inference: { maxBatch: number; maxDelayMs: number; overlap: number; maxSlicesInFlight: number };
+  output: { zarr: string };
+  alerts: { sinks: SinkConfig[]; rules: AlertRules };
+  maxScans?: number;
+}
+
+export const CONFIG_DEFAULTS = Object.freeze({
+  idleTimeoutSeconds: 120,
+  missingSliceTimeoutSeconds: 30,
+  stabilityMs: 300,
+  model: 'tnet',
+  provider: 'cpu' as Provider,
+  threads: 0,
+  maxBatch: 16,
+  maxDelayMs: 10,
+  overlap: 32,
+  maxSlicesInFlight: 4,
+});
+
+/** Read and validate a pipeline file; every error names the key path, what was wrong and what is allowed. */
+export async function loadPipelineConfig(path: string): Promise<PipelineConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new ConfigError(`${path}: cannot read the pipeline file`, { path }, { cause });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (cause) {
+    throw new ConfigError(`${path}: not valid YAML`, { path }, { cause });
+  }
+  return validatePipelineConfig(doc, path);
+}
+
+type Obj = Record<string, unknown>;
+
+/** Validate a parsed pipeline document. */
+export function validatePipelineConfig(doc: unknown, file = 'pipeline'): PipelineConfig {
+  const fail = (key: string, why: string): never => {
+    throw new ConfigError(`${file}: ${key}: ${why}`, { path: file, option: key });
+  };
+  const obj = (v: unknown, key: string): Obj => {
+    if (v === undefined || v === null) return {};
+    if (typeof v !== 'object' || Array.isArray(v))
+      return fail(key, `must be a mapping, got ${JSON.stringify(v)}`);
+    return v as Obj;
+  };
+  const known = (o: Obj, key: string, keys: string[]) => {
+    for (const k of Object.keys(o))
+      if (!keys.includes(k)) fail(key ? `${key}.${k}` : k, `unknown key; allowed here: ${keys.join(', ')}`);
+  };
+  const str = (v: unknown, key: string, fallback?: string): string => {
+    if (v === undefined && fallback !== undefined) return fallback;
+    if (typeof v !== 'string' || v.trim() === '')
+      return fail(key, `must be a non-empty string, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const num = (
+    v: unknown,
+    key: string,
+    fallback: number,
+    min: number,
+    max: number,
+    integer = false,
+  ): number => {
+    if (v === undefined) return fallback;
+    if (
+      typeof v !== 'number' ||
+      !Number.isFinite(v) ||
+      (integer && !Number.isInteger(v)) ||
+      v < min ||
+      v > max
+    )
+      return fail(
+        key,
+        `${JSON.stringify(v)} is not allowed; use ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`,
+      );
+    return v;
+  };
+  const bool = (v: unknown, key: string, fallback: boolean): boolean => {
+    if (v === undefined) return fallback;
+    if (typeof v !== 'boolean') return fail(key, `must be true or false, got ${JSON.stringify(v)}`);
+    return v;
+  };
+
+  const root = obj(doc, '(top level)');
+  known(root, '', ['source', 'model', 'inference', 'output', 'alerts', 'maxScans']);
+  const source = obj(root.source, 'source');
+  known(source, 'source', ['folder']);
+  if (source.folder === undefined) fail('source', 'needs `folder:` with the scanner output path');
+  const folder = obj(source.folder, 'source.folder');
+  known(folder, 'source.folder', [
+    'path',
+    'idleTimeoutSeconds',
+    'missingSliceTimeoutSeconds',
+    'stabilityMs',
+    'followSymlinks',
+  ]);
+  const model = obj(root.model, 'model');
+  known(model, 'model', ['name', 'provider', 'threads', 'modelsDir']);
+  const provider = str(model.provider, 'model.provider', CONFIG_DEFAULTS.provider);
+  if (!(PROVIDERS as readonly string[]).includes(provider))
+    fail('model.provider', `"${provider}" is not one of ${PROVIDERS.join(', ')}`);
+  const inference = obj(root.inference, 'inference');
+  known(inference, 'inference', ['maxBatch', 'maxDelayMs', 'overlap', 'maxSlicesInFlight']);
+  const output = obj(root.output, 'output');
+  known(output, 'output', ['zarr']);
+  const alerts = obj(root.alerts, 'alerts');
+  known(alerts, 'alerts', ['sinks', 'rules']);
+  const sinksRaw = alerts.sinks ?? [{ stdout: {} }];
+  if (!Array.isArray(sinksRaw))
+    fail('alerts.sinks', 'must be a list, e.g. [{ jsonl: alerts.jsonl }, { stdout: {} }]');
+  const sinks = (sinksRaw as unknown[]).map((raw, i): SinkConfig => {
+    const key = `alerts.sinks[${i}]`;
+    const s = obj(raw, key);
+    const kinds = Object.keys(s);
+    if (kinds.length !== 1)
+      fail(key, `must have exactly one of jsonl, stdout; got ${kinds.join(', ') || 'none'}`);
+    if ('jsonl' in s) return { type: 'jsonl', path: str(s.jsonl, `${key}.jsonl`) };
+    if ('stdout' in s) {
+      const o = obj(s.stdout, `${key}.stdout`);
+      known(o, `${key}.stdout`, ['format']);
+      const format = str(o.format, `${key}.stdout.format`, 'auto');
+      if (!['auto', 'json', 'text'].includes(format))
+        fail(`${key}.stdout.format`, `"${format}" is not one of auto, json, text`);
+      return { type: 'stdout', format: format as 'auto' | 'json' | 'text' };
+    }
+    return fail(
+      `${key}.${kinds[0]}`,
+      'unknown sink; allowed: jsonl, stdout (kafka comes with the Kafka sink)',
+    );
+  });
+  const rulesRaw = obj(alerts.rules, 'alerts.rules');
+  known(rulesRaw, 'alerts.rules', Object.keys(DEFAULT_ALERT_RULES));
+  for (const [k, v] of Object.entries(rulesRaw))
+    if (typeof v !== 'number') fail(`alerts.rules.${k}`, `must be a number, got ${JSON.stringify(v)}`);
+
+  return {
+    source: {
+      folder: {
+        path: str(folder.path, 'source.folder.path'),
+        idleTimeoutSeconds: num(
+          folder.idleTimeoutSeconds,
+          'source.folder.idleTimeoutSeconds',
+          CONFIG_DEFAULTS.idleTimeoutSeconds,
+          0.1,
+          86400,
+        ),
+        missingSliceTimeoutSeconds: num(
+          folder.missingSliceTimeoutSeconds,
+          'source.folder.missingSliceTimeoutSeconds',
+          CONFIG_DEFAULTS.missingSliceTimeoutSeconds,
+          0.01,
+          86400,
+        ),
+        stabilityMs: num(
+          folder.stabilityMs,
+          'source.folder.stabilityMs',
+          CONFIG_DEFAULTS.stabilityMs,
+          1,
+          60000,
+          true,
+        ),
+        followSymlinks: bool(folder.followSymlinks, 'source.folder.followSymlinks', false),
+      },
+    },
+    model: {
+      name: str(model.name, 'model.name', CONFIG_DEFAULTS.model),
+      provider: provider as Provider,
+      threads: num(model.threads, 'model.threads', CONFIG_DEFAULTS.threads, 0, 1024, true),
+      ...(model.modelsDir !== undefined && { modelsDir: str(model.modelsDir, 'model.modelsDir') }),
+    },
+    inference: {
+      maxBatch: num(inference.maxBatch, 'inference.maxBatch', CONFIG_DEFAULTS.maxBatch, 1, 1024, true),
+      maxDelayMs: num(inference.maxDelayMs, 'inference.maxDelayMs', CONFIG_DEFAULTS.maxDelayMs, 0, 10000),
+      overlap: num(inference.overlap, 'inference.overlap', CONFIG_DEFAULTS.overlap, 0, 96, true),
+      maxSlicesInFlight: num(
+        inference.maxSlicesInFlight,
+        'inference.maxSlicesInFlight',
+        CONFIG_DEFAULTS.maxSlicesInFlight,
+        1,
+        256,
+        true,
+      ),
+    },
+    output: { zarr: str(output.zarr, 'output.zarr') },
+    alerts: { sinks, rules: resolveAlertRules(rulesRaw as Partial<AlertRules>) },
+    ...(root.maxScans !== undefined && { maxScans: num(root.maxScans, 'maxScans', 0, 1, 1e9, true) }),
+  };
+}

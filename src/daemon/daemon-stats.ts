@@ -1,0 +1,34 @@
+import type { Severity } from '../alerts/dendrite-alert.ts';
+
+/** Counters and samples the daemon keeps as it runs: for summaries, the benchmark and metrics. */
+export class DaemonStats {
+  slicesIn = 0;
+  slicesOut = 0;
+  slicesFailed = 0;
+  slicesMissing = 0;
+  patches = 0;
+  batches = 0;
+  inferenceMs = 0;
+  readonly batchSizes: number[] = [];
+  /** Per slice: ms from complete on disk to mask chunks written and alerts emitted. */
+  readonly latenciesMs: number[] = [];
+  readonly alerts: Record<Severity, number> = { info: 0, warning: 0, critical: 0 };
+  readonly errorsByStage = new Map<string, number>();
+  scansStarted = 0;
+  scansCompleted = 0;
+  /** Slices waiting at the gate or in flight, right now. */
+  queued = 0;
+  inFlight = 0;
+
+  /** Count an error against its stage. */
+  error(stage: string): void {
+    this.errorsByStage.set(stage, (this.errorsByStage.get(stage) ?? 0) + 1);
+  }
+}
+
+/** The q-quantile (0–1) of samples, nearest rank; NaN when empty. */
+export function quantile(samples: readonly number[], q: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
+}

@@ -1,0 +1,448 @@
+import { join } from 'node:path';
+import { catchError, concatMap, EMPTY, from, map, type Observable, Subject, type Subscription } from 'rxjs';
+import type { AlertRules } from '../alerts/alert-rules.ts';
+import type { DendriteAlert } from '../alerts/dendrite-alert.ts';
+import { DendriteMonitor } from '../alerts/dendrite-monitor.ts';
+import type { DecodedImage } from '../codecs/decode-tiff.ts';
+import { readSliceFile } from '../codecs/read-slice-file.ts';
+import { DecodeError, describeError, isXctError, OutputError, type XctError } from '../errors.ts';
+import type { SegmentationModel } from '../inference/load-model.ts';
+import { type Logger, silentLogger } from '../log.ts';
+import { inferBatches } from '../operators/infer-batches.ts';
+import { limitInFlight } from '../operators/limit-in-flight.ts';
+import { microBatch } from '../operators/micro-batch.ts';
+import { normalizeSlice } from '../operators/normalize-slice.ts';
+import type { MaskedSlice, NormalizedSlice, SliceRef } from '../operators/slice-types.ts';
+import { stitchSlices } from '../operators/stitch-slices.ts';
+import { thresholdMask } from '../operators/threshold-mask.ts';
+import { tilePatches } from '../operators/tile-patches.ts';
+import type { AlertSink } from '../sinks/alert-sink.ts';
+import { createZarrScanWriter, type ZarrScanWriter } from '../sinks/zarr-scan-writer.ts';
+import type { ScanMeta, SourceEvent } from '../sources/source-event.ts';
+import { DaemonStats } from './daemon-stats.ts';
+
+export interface DaemonOptions {
+  source: Observable<SourceEvent>;
+  /** Output folder: `<out>/<scanId>.ome.zarr` per scan. */
+  out: string;
+  model: SegmentationModel;
+  sinks: AlertSink[];
+  rules: AlertRules;
+  tile?: { overlap?: number };
+  inference?: { maxBatch?: number; maxDelayMs?: number };
+  /** Slices decoded or in the model at once: the bound on memory, whatever the writer's pace. */
+  maxSlicesInFlight?: number;
+  /** Stop once this many scans have completed and every output is flushed. */
+  maxScans?: number;
+  signal?: AbortSignal;
+  log?: Logger;
+  stats?: DaemonStats;
+  /** Called when a scan's outputs are complete. */
+  onScanComplete?: (scan: CompletedScan) => void;
+  /** Called when a slice's mask is durable and its alerts emitted (for latency measurements). */
+  onSliceDone?: (slice: { scanId: string; z: number; path?: string; readyAt: number; at: number }) => void;
+}
+
+export interface CompletedScan {
+  scanId: string;
+  zarrPath: string;
+  slices: number;
+  missing: number[];
+  summary: DendriteAlert;
+  failed: string | undefined;
+}
+
+interface ScanState {
+  scanId: string;
+  meta: ScanMeta;
+  /** Slices seen on disk so far (the scanner's progress). */
+  acquired: number;
+  /** Slices handed to the pipeline and not yet finished. */
+  pending: number;
+  processed: number;
+  missing: number[];
+  ended: boolean;
+  finished: boolean;
+  /** Set once the scan's outputs failed: later slices are skipped, other scans carry on. */
+  failed: string | undefined;
+  width?: number;
+  height?: number;
+  writer?: ZarrScanWriter;
+  monitor?: DendriteMonitor;
+  /** Serializes this scan's output work. */
+  chain: Promise<void>;
+}
+
+interface Ref extends SliceRef {
+  image?: DecodedImage;
+}
+
+/**
+ * The live pipeline: source events → gate (backpressure) → decode → normalize → tile →
+ * micro-batch → infer → stitch → threshold → OME-Zarr + 3-D tracking + alerts. Resolves when the
+ * source ends, `maxScans` scans are complete, or the signal aborts (in-flight slices finish first).
+ */
+export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
+  const log = o.log ?? silentLogger;
+  const stats = o.stats ?? new DaemonStats();
+  const model = o.model;
+  const patch = model.patchSize;
+  const overlap = o.tile?.overlap ?? 32;
+  const scans = new Map<string, ScanState>();
+  const refs$ = new Subject<Ref>();
+  const done$ = new Subject<void>();
+
+  return new Promise<DaemonStats>((resolve, reject) => {
+    let sourceSub: Subscription | undefined;
+    let settled = false;
+    let sourceEnded = false;
+    const finishAll = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      sourceSub?.unsubscribe();
+      o.signal?.removeEventListener('abort', onAbort);
+      void Promise.all([...scans.values()].map((s) => s.chain)).then(async () => {
+        await Promise.all([...scans.values()].map((s) => s.writer?.close()));
+        if (err) reject(err);
+        else resolve(stats);
+      });
+    };
+    const maybeStop = () => {
+      if (stats.inFlight + stats.queued > 0) return;
+      if (sourceEnded || (o.maxScans !== undefined && stats.scansCompleted >= o.maxScans)) {
+        refs$.complete();
+      }
+    };
+    const onAbort = () => {
+      log.info('stopping: no new slices; finishing those in flight');
+      sourceSub?.unsubscribe();
+      sourceEnded = true;
+      maybeStop();
+    };
+
+    const scanFor = (scanId: string): ScanState => {
+      let s = scans.get(scanId);
+      if (!s) {
+        s = {
+          scanId,
+          meta: {},
+          acquired: 0,
+          pending: 0,
+          processed: 0,
+          missing: [],
+          ended: false,
+          finished: false,
+          failed: undefined,
+          chain: Promise.resolve(),
+        };
+        scans.set(scanId, s);
+        stats.scansStarted++;
+      }
+      return s;
+    };
+
+    const release = (ref: SliceRef) => {
+      const s = scans.get(ref.scanId);
+      if (s) s.pending--;
+      stats.inFlight--;
+      done$.next();
+      if (s) maybeFinishScan(s);
+      maybeStop();
+    };
+
+    const failScan = (s: ScanState, err: unknown, stage: string) => {
+      stats.error(stage);
+      if (!s.failed) {
+        s.failed = describeError(err);
+        log.error(
+          { scanId: s.scanId, stage, err },
+          `scan ${s.scanId} failed: ${s.failed}; other scans carry on`,
+        );
+      }
+    };
+
+    const maybeFinishScan = (s: ScanState) => {
+      if (!s.ended || s.pending > 0 || s.finished) return;
+      s.finished = true;
+      s.chain = s.chain.then(async () => {
+        const zarrPath = join(o.out, `${s.scanId}.ome.zarr`);
+        try {
+          // The volume spans every slice the scanner produced; missing ones stay at the fill value.
+          if (s.writer) await s.writer.finish({ slices: s.acquired });
+        } catch (err) {
+          failScan(s, err, 'zarr');
+        }
+        const monitor = s.monitor ?? monitorFor(s, zarrPath);
+        const summary = monitor.finish({
+          missingSlices: [...s.missing].sort((a, b) => a - b),
+          acquired: s.acquired,
+        });
+        await emit(s, [summary]);
+        stats.scansCompleted++;
+        log.info(
+          { scanId: s.scanId, slices: s.processed, missing: s.missing.length },
+          `scan ${s.scanId} complete`,
+        );
+        o.onScanComplete?.({
+          scanId: s.scanId,
+          zarrPath,
+          slices: s.processed,
+          missing: s.missing,
+          summary,
+          failed: s.failed,
+        });
+        maybeStop();
+      });
+    };
+
+    const monitorFor = (s: ScanState, zarrPath: string) => {
+      s.monitor ??= new DendriteMonitor({
+        scanId: s.scanId,
+        width: s.width ?? 1,
+        height: s.height ?? 1,
+        voxelSizeUm: s.meta.voxelSizeUm ?? 1,
+        expectedSlices: s.meta.expectedSlices,
+        rules: o.rules,
+        model: model.identity,
+        zarrPath,
+      });
+      return s.monitor;
+    };
+
+    const emit = async (s: ScanState, alerts: DendriteAlert[]) => {
+      for (const alert of alerts) {
+        for (const sink of o.sinks) {
+          try {
+            await sink.write(alert);
+          } catch (err) {
+            stats.error('sink');
+            log.error(
+              { scanId: s.scanId, alertId: alert.alertId, err },
+              `alert sink failed: ${describeError(err)}`,
+            );
+          }
+        }
+        if (alert.kind === 'dendrite') stats.alerts[alert.severity]++;
+      }
+    };
+
+    const decode = async (ref: Ref): Promise<NormalizedSlice | undefined> => {
+      const s = scanFor(ref.scanId);
+      if (s.failed) return undefined;
+      let image: DecodedImage;
+      try {
+        image = ref.image ?? (await readSliceFile(ref.path as string, o.signal ? { signal: o.signal } : {}));
+      } catch (err) {
+        report(err, ref, 'decode');
+        return undefined;
+      }
+      if (s.width === undefined) {
+        s.width = image.width;
+        s.height = image.height;
+      } else if (image.width !== s.width || image.height !== s.height) {
+        report(
+          new DecodeError(
+            `${ref.path ?? `slice ${ref.z}`}: ${image.width}×${image.height} differs from the scan's ${s.width}×${s.height}`,
+            { path: ref.path, scanId: ref.scanId, slice: ref.z, stage: 'decode' },
+          ),
+          ref,
+          'decode',
+        );
+        return undefined;
+      }
+      return { ...ref, ...image, normalized: normalizeSlice(image.data, model.normalization) };
+    };
+
+    const report = (err: unknown, ref: SliceRef, stage: string) => {
+      stats.error(stage);
+      stats.slicesFailed++;
+      const s = scans.get(ref.scanId);
+      s?.missing.push(ref.z);
+      const e = err as Partial<XctError>;
+      log.error(
+        { scanId: ref.scanId, slice: ref.z, path: ref.path, stage, code: e.code, err },
+        `slice ${ref.z} of ${ref.scanId} skipped: ${describeError(err)}`,
+      );
+    };
+
+    const finishSlice = (slice: MaskedSlice): Promise<void> => {
+      const s = scanFor(slice.scanId);
+      const work = s.chain.then(async () => {
+        if (s.failed) return;
+        const zarrPath = join(o.out, `${s.scanId}.ome.zarr`);
+        try {
+          s.writer ??= await createZarrScanWriter({
+            root: zarrPath,
+            scanId: s.scanId,
+            width: slice.width,
+            height: slice.height,
+            ...(s.meta.expectedSlices !== undefined && { expectedSlices: s.meta.expectedSlices }),
+            voxelSizeUm: s.meta.voxelSizeUm ?? 1,
+            imageDtype: slice.dtype,
+            model: model.identity,
+          });
+          await s.writer.writeSlice(slice.z, { image: slice.data, mask: slice.mask, prob: slice.prob });
+        } catch (err) {
+          failScan(
+            s,
+            isXctError(err)
+              ? err
+              : new OutputError(
+                  `cannot write ${zarrPath}`,
+                  { path: zarrPath, scanId: s.scanId, slice: slice.z },
+                  { cause: err },
+                ),
+            'zarr',
+          );
+          return;
+        }
+        const alerts = monitorFor(s, zarrPath).addSlice(slice, s.acquired);
+        await emit(s, alerts);
+        s.processed++;
+        stats.slicesOut++;
+        const at = Date.now();
+        stats.latenciesMs.push(at - slice.readyAt);
+        if (stats.latenciesMs.length > 100_000) stats.latenciesMs.splice(0, 50_000);
+        o.onSliceDone?.({
+          scanId: slice.scanId,
+          z: slice.z,
+          readyAt: slice.readyAt,
+          at,
+          ...(slice.path !== undefined && { path: slice.path }),
+        });
+      });
+      s.chain = work;
+      return work;
+    };
+
+    refs$
+      .pipe(
+        limitInFlight(done$, o.maxSlicesInFlight ?? 4),
+        map((ref) => {
+          stats.queued--;
+          stats.inFlight++;
+          return ref;
+        }),
+        concatMap((ref) =>
+          from(decode(ref)).pipe(
+            concatMap((slice) => {
+              if (slice) return [slice];
+              release(ref);
+              return EMPTY;
+            }),
+          ),
+        ),
+        tilePatches({ patch, overlap }),
+        microBatch({ maxBatch: o.inference?.maxBatch ?? 16, maxDelayMs: o.inference?.maxDelayMs ?? 10 }),
+        inferBatches(model, ({ batch, ms }) => {
+          stats.batches++;
+          stats.patches += batch;
+          stats.inferenceMs += ms;
+          stats.batchSizes.push(batch);
+        }),
+        stitchSlices({ patch, overlap }),
+        thresholdMask(model.threshold),
+        concatMap((slice) =>
+          from(finishSlice(slice)).pipe(
+            map(() => slice),
+            catchError((err: unknown) => {
+              failScan(scanFor(slice.scanId), err, 'output');
+              return [slice];
+            }),
+          ),
+        ),
+      )
+      .subscribe({
+        next: (slice) => release(slice),
+        error: (err: unknown) => {
+          log.error({ err }, `pipeline failed: ${describeError(err)}`);
+          finishAll(err);
+        },
+        complete: () => finishAll(),
+      });
+
+    if (o.signal?.aborted) {
+      sourceEnded = true;
+      maybeStop();
+      return;
+    }
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+
+    sourceSub = o.source.subscribe({
+      next: (event) => {
+        switch (event.type) {
+          case 'scan-start':
+          case 'scan-meta': {
+            const s = scanFor(event.scanId);
+            s.meta = { ...s.meta, ...event.meta };
+            break;
+          }
+          case 'slice': {
+            const s = scanFor(event.scanId);
+            if (s.finished) {
+              log.warn(
+                { scanId: event.scanId, slice: event.z },
+                `slice ${event.z} arrived after scan ${event.scanId} ended; ignored`,
+              );
+              break;
+            }
+            s.acquired = Math.max(s.acquired, event.z + 1);
+            s.pending++;
+            stats.slicesIn++;
+            stats.queued++;
+            refs$.next({
+              scanId: event.scanId,
+              z: event.z,
+              readyAt: event.readyAt,
+              ...(event.path !== undefined && { path: event.path }),
+              ...(event.image && { image: event.image }),
+            });
+            break;
+          }
+          case 'slice-missing': {
+            const s = scanFor(event.scanId);
+            s.missing.push(event.z);
+            stats.slicesMissing++;
+            log.warn(
+              { scanId: event.scanId, slice: event.z },
+              `slice ${event.z} of ${event.scanId} missing: ${event.reason}`,
+            );
+            break;
+          }
+          case 'scan-end': {
+            const s = scanFor(event.scanId);
+            s.ended = true;
+            log.info(
+              { scanId: event.scanId, reason: event.reason },
+              `scan ${event.scanId} ended (${event.reason})`,
+            );
+            maybeFinishScan(s);
+            break;
+          }
+          case 'error': {
+            stats.error('source');
+            log.error(
+              { scanId: event.scanId, path: event.path, code: event.error.code, err: event.error },
+              describeError(event.error),
+            );
+            break;
+          }
+        }
+      },
+      error: (err: unknown) => {
+        log.error({ err }, `source failed: ${describeError(err)}`);
+        sourceEnded = true;
+        maybeStop();
+      },
+      complete: () => {
+        sourceEnded = true;
+        // Scans the source never ended (it stopped first) are finished with what they have.
+        for (const s of scans.values()) {
+          s.ended = true;
+          maybeFinishScan(s);
+        }
+        maybeStop();
+      },
+    });
+  });
+}

@@ -1,0 +1,52 @@
+import type { Dtype, TypedArray } from '../codecs/dtype.ts';
+import type { TileRect } from './tile-grid.ts';
+
+/** A slice the source says is complete on disk (or in Kafka), not yet read. */
+export interface SliceRef {
+  scanId: string;
+  z: number;
+  /** Where its bytes are; absent for slices that arrived inline. */
+  path?: string;
+  /** When it was complete and available (ms since epoch): the start of its latency. */
+  readyAt: number;
+}
+
+/** A decoded slice. */
+export interface DecodedSlice extends SliceRef {
+  width: number;
+  height: number;
+  dtype: Dtype;
+  data: TypedArray;
+}
+
+/** A decoded slice scaled as the model expects. */
+export interface NormalizedSlice extends DecodedSlice {
+  normalized: Float32Array;
+}
+
+/** One patch of a slice on its way to the model. */
+export interface PatchJob<S extends NormalizedSlice = NormalizedSlice> {
+  slice: S;
+  tiles: readonly TileRect[];
+  tile: TileRect;
+  /** patch × patch normalized pixels (a view into the slice's patch buffer). */
+  data: Float32Array;
+}
+
+/** The model's probabilities for one patch. */
+export interface PatchResult<S extends NormalizedSlice = NormalizedSlice> {
+  job: PatchJob<S>;
+  probs: Float32Array;
+}
+
+/** A slice with its stitched dendrite probability. */
+export interface StitchedSlice extends NormalizedSlice {
+  prob: Float32Array;
+  patches: number;
+}
+
+/** A slice with its final mask. */
+export interface MaskedSlice extends StitchedSlice {
+  /** 1 where prob ≥ the model's threshold. */
+  mask: Uint8Array;
+}

@@ -1,0 +1,971 @@
+/**
+ * The folder source: one sub-folder per scan under a watched root, one file per slice.
+ *
+ * Completeness is decided by polling each file's size, mtime and inode ourselves rather than with
+ * chokidar's `awaitWriteFinish`, because that option (chokidar 5) skips files found during the
+ * initial scan (a slice half written when the daemon starts would be emitted truncated) and its
+ * poll timers outlive `close()`. A renamed-into-place file passes the same check, only sooner to be
+ * stable. Pixels are never read here: the file on disk is the buffer, the pipeline decodes when
+ * it is ready.
+ */
+import type { Stats } from 'node:fs';
+import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { type FSWatcher, watch } from 'chokidar';
+import { Observable } from 'rxjs';
+import { ConfigError, DecodeError, type XctError } from '../errors.ts';
+import type { ScanMeta } from './source-event.ts';
+
+export type { ScanMeta };
+
+/** Timing knobs and symlink policy of `watchFolder`; every field has a default. */
+export interface WatchFolderOptions {
+  /** A scan ends after no new or changed file in its folder for this long. */
+  idleTimeoutMs?: number;
+  /** How long a gap in z waits for its slice while later slices are waiting. */
+  missingSliceTimeoutMs?: number;
+  /** A file whose size, mtime and inode stay unchanged this long is completely written. */
+  stabilityMs?: number;
+  /** How often a file being written is checked (and chokidar's interval when polling). */
+  pollMs?: number;
+  /** Follow symlinks anywhere; by default a symlink leading outside the root is refused. */
+  followSymlinks?: boolean;
+  /** Poll the file system instead of OS events (network shares, some containers). */
+  usePolling?: boolean;
+  /** The z the scanner's numbering starts at; lower numbers are never waited for. */
+  firstSlice?: number;
+}
+
+/** Why a scan ended. */
+export type ScanEndReason = 'done-marker' | 'expected-count' | 'idle-timeout';
+
+/** A scan folder appeared (or was there at start-up). */
+export interface ScanStartEvent {
+  type: 'scan-start';
+  scanId: string;
+  dir: string;
+  meta: ScanMeta;
+}
+
+/** `scan.json` arrived (or changed) after `scan-start` was emitted. */
+export interface ScanMetaEvent {
+  type: 'scan-meta';
+  scanId: string;
+  meta: ScanMeta;
+}
+
+/** A completely written slice file, in increasing z per scan. */
+export interface SliceEvent {
+  type: 'slice';
+  scanId: string;
+  z: number;
+  path: string;
+  /** Epoch ms when the file was seen complete. */
+  readyAt: number;
+}
+
+/** A z that will not arrive: given up after a timeout, or the scan ended without it. */
+export interface SliceMissingEvent {
+  type: 'slice-missing';
+  scanId: string;
+  z: number;
+  reason: string;
+}
+
+/** The last event of a scan. */
+export interface ScanEndEvent {
+  type: 'scan-end';
+  scanId: string;
+  reason: ScanEndReason;
+  /** Slices emitted. */
+  slices: number;
+  missing: number[];
+}
+
+/** Something odd that the source skipped; the stream goes on. */
+export interface FolderErrorEvent {
+  type: 'error';
+  scanId?: string;
+  path?: string;
+  error: XctError;
+}
+
+/** Everything `watchFolder` emits. */
+export type FolderEvent =
+  | ScanStartEvent
+  | ScanMetaEvent
+  | SliceEvent
+  | SliceMissingEvent
+  | ScanEndEvent
+  | FolderErrorEvent;
+
+/** The defaults of every `watchFolder` option. */
+export const WATCH_FOLDER_DEFAULTS: Readonly<Required<WatchFolderOptions>> = Object.freeze({
+  idleTimeoutMs: 60_000,
+  missingSliceTimeoutMs: 10_000,
+  stabilityMs: 300,
+  pollMs: 50,
+  followSymlinks: false,
+  usePolling: false,
+  firstSlice: 0,
+});
+
+type ResolvedOptions = Required<WatchFolderOptions>;
+
+const META_NAME = 'scan.json';
+const DONE_NAME = 'scan.done';
+const SLICE_EXTENSIONS = new Set(['.tif', '.tiff', '.raw']);
+// setTimeout fires at once for longer delays, which would end every scan immediately.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const STAGE = 'source';
+
+interface FileSig {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+/** A file being watched until it is completely written. */
+interface Tracked {
+  path: string;
+  name: string;
+  kind: 'slice' | 'meta' | 'sidecar';
+  /** The slice's z; -1 for other kinds. */
+  z: number;
+  sig: FileSig | undefined;
+  /** When the file was last seen changing. */
+  since: number;
+  timer: NodeJS.Timeout | undefined;
+  /** Stable at 0 bytes: not a slice, but not being written either. */
+  empty: boolean;
+}
+
+interface ReadySlice {
+  z: number;
+  path: string;
+  readyAt: number;
+  sig: FileSig;
+}
+
+interface Scan {
+  id: string;
+  dir: string;
+  meta: ScanMeta;
+  started: boolean;
+  ended: boolean;
+  /** Set once scan.done was seen or the idle timeout fired; the end waits for files in progress. */
+  ending: 'done-marker' | 'idle-timeout' | undefined;
+  /** Admissions (lstat, readdir) in flight: the end must not overtake a file being registered. */
+  busy: number;
+  nextZ: number;
+  emittedCount: number;
+  missing: number[];
+  pending: Map<string, Tracked>;
+  /** Complete slices waiting for their predecessors, by z. */
+  ready: Map<number, ReadySlice>;
+  /** Complete `.raw` slices whose sidecar is not there yet, by path. */
+  parked: Map<string, ReadySlice>;
+  /** What each emitted file looked like when emitted, to catch rewrites. */
+  emitted: Map<string, FileSig>;
+  seen: Set<string>;
+  metaTimer: NodeJS.Timeout | undefined;
+  idleTimer: NodeJS.Timeout | undefined;
+  gapTimer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Watch `root` for scan folders and emit each scan's start, its completely written slices in z
+ * order, gaps, and its end. Options are checked now (ConfigError); unsubscribing closes the watcher.
+ */
+export function watchFolder(root: string, options: WatchFolderOptions = {}): Observable<FolderEvent> {
+  if (typeof root !== 'string' || root.length === 0) {
+    throw new ConfigError('watchFolder: root must be a non-empty folder path', { option: 'root' });
+  }
+  const o = normalizeOptions(options);
+  const rootDir = resolve(root);
+  return new Observable<FolderEvent>((subscriber) => {
+    let closed = false;
+    let watcher: FSWatcher | undefined;
+    let realRoot = rootDir;
+    const scans = new Map<string, Scan>();
+    const timers = new Set<NodeJS.Timeout>();
+    const reportedOnce = new Set<string>();
+
+    const emit = (event: FolderEvent): void => {
+      if (!closed) subscriber.next(event);
+    };
+    const later = (fn: () => void, ms: number): NodeJS.Timeout => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (!closed) fn();
+      }, ms);
+      timers.add(timer);
+      return timer;
+    };
+    const cancel = (timer: NodeJS.Timeout | undefined): undefined => {
+      if (timer !== undefined) {
+        clearTimeout(timer);
+        timers.delete(timer);
+      }
+      return undefined;
+    };
+    const report = (error: XctError, scanId?: string, path?: string): void => {
+      emit({
+        type: 'error',
+        ...(scanId !== undefined && { scanId }),
+        ...(path !== undefined && { path }),
+        error,
+      });
+    };
+    /** Report a standing problem with a file once, not on every event the file causes. */
+    const reportOnce = (key: string, error: XctError, scanId?: string, path?: string): void => {
+      if (reportedOnce.has(key)) return;
+      reportedOnce.add(key);
+      report(error, scanId, path);
+    };
+    const fail = (path: string, message: string, scanId?: string, slice?: number, cause?: unknown) =>
+      new DecodeError(
+        `${path}: ${message}`,
+        {
+          path,
+          stage: STAGE,
+          ...(scanId !== undefined && { scanId }),
+          ...(slice !== undefined && { slice }),
+        },
+        cause === undefined ? {} : { cause },
+      );
+
+    // --- scans -----------------------------------------------------------------------------
+
+    const scanFor = (id: string): Scan => {
+      let scan = scans.get(id);
+      if (scan) return scan;
+      scan = {
+        id,
+        dir: join(rootDir, id),
+        meta: {},
+        started: false,
+        ended: false,
+        ending: undefined,
+        busy: 0,
+        nextZ: o.firstSlice,
+        emittedCount: 0,
+        missing: [],
+        pending: new Map(),
+        ready: new Map(),
+        parked: new Map(),
+        emitted: new Map(),
+        seen: new Set(),
+        metaTimer: undefined,
+        idleTimer: undefined,
+        gapTimer: undefined,
+      };
+      scans.set(id, scan);
+      const created = scan;
+      // scan.json is often written just after the folder: give it a moment so scan-start carries it.
+      created.metaTimer = later(() => start(created), 2 * o.stabilityMs + 2 * o.pollMs);
+      touch(created);
+      return created;
+    };
+
+    const touch = (scan: Scan): void => {
+      if (scan.ended) return;
+      cancel(scan.idleTimer);
+      scan.idleTimer = later(() => {
+        scan.idleTimer = undefined;
+        scan.ending ??= 'idle-timeout';
+        void sweep(scan);
+      }, o.idleTimeoutMs);
+    };
+
+    const start = (scan: Scan): void => {
+      if (scan.started || scan.ended) return;
+      scan.started = true;
+      scan.metaTimer = cancel(scan.metaTimer);
+      emit({ type: 'scan-start', scanId: scan.id, dir: scan.dir, meta: { ...scan.meta } });
+      advance(scan);
+    };
+
+    const expectedReached = (scan: Scan): boolean =>
+      scan.meta.expectedSlices !== undefined && scan.nextZ >= o.firstSlice + scan.meta.expectedSlices;
+
+    const emitSlice = (scan: Scan, slice: ReadySlice): void => {
+      scan.ready.delete(slice.z);
+      scan.emitted.set(slice.path, slice.sig);
+      scan.emittedCount++;
+      scan.nextZ = slice.z + 1;
+      emit({ type: 'slice', scanId: scan.id, z: slice.z, path: slice.path, readyAt: slice.readyAt });
+    };
+
+    const markMissing = (scan: Scan, z: number, reason: string): void => {
+      scan.missing.push(z);
+      scan.nextZ = z + 1;
+      emit({ type: 'slice-missing', scanId: scan.id, z, reason });
+    };
+
+    /** A file for `z` is still being written, so its gap is not a loss yet. */
+    const beingWritten = (scan: Scan, z: number): boolean => {
+      for (const t of scan.pending.values()) {
+        if (t.kind === 'slice' && t.z === z && !t.empty && !scan.emitted.has(t.path)) return true;
+      }
+      return false;
+    };
+
+    const gapReason = (scan: Scan, z: number, fallback: string): string => {
+      for (const t of scan.pending.values()) {
+        if (t.kind === 'slice' && t.z === z && t.empty) return `${t.name} is empty (0 bytes)`;
+      }
+      for (const p of scan.parked.values()) {
+        if (p.z === z) return `${p.path} has no sidecar ${sidecarPath(p.path)}`;
+      }
+      return fallback;
+    };
+
+    /** Emit every slice whose predecessors are all emitted or given up, then re-arm the gap timer. */
+    const advance = (scan: Scan): void => {
+      if (!scan.started || scan.ended) return;
+      scan.gapTimer = cancel(scan.gapTimer);
+      let oldest = Number.POSITIVE_INFINITY;
+      while (!closed) {
+        if (expectedReached(scan)) {
+          end(scan, 'expected-count');
+          return;
+        }
+        const slice = scan.ready.get(scan.nextZ);
+        if (slice) {
+          emitSlice(scan, slice);
+          continue;
+        }
+        if (scan.ready.size === 0) return;
+        // The gap has lasted since the first of the slices above it was ready.
+        oldest = Math.min(...[...scan.ready.values()].map((s) => s.readyAt));
+        if (Date.now() < oldest + o.missingSliceTimeoutMs || beingWritten(scan, scan.nextZ)) break;
+        markMissing(
+          scan,
+          scan.nextZ,
+          gapReason(
+            scan,
+            scan.nextZ,
+            `no complete file within ${o.missingSliceTimeoutMs} ms while later slices waited`,
+          ),
+        );
+      }
+      if (closed) return;
+      const delay = oldest + o.missingSliceTimeoutMs - Date.now();
+      // Past the deadline but blocked by a file being written: that file's completion re-runs this.
+      if (delay > 0) scan.gapTimer = later(() => advance(scan), delay);
+    };
+
+    /** After scan.done or the idle timeout: once nothing is being written, flush and end. */
+    const maybeFinish = (scan: Scan): void => {
+      if (scan.ended || scan.ending === undefined || scan.busy > 0 || closed) return;
+      // scan.json too: its expectedSlices decides which trailing slices are missing.
+      for (const t of scan.pending.values()) {
+        if (!t.empty && !scan.emitted.has(t.path)) return;
+      }
+      const why = scan.ending;
+      start(scan);
+      if (scan.ended) return;
+      // The scan is over: holes below the last complete slice will not be filled now.
+      while (scan.ready.size > 0 && !closed && !expectedReached(scan)) {
+        const slice = scan.ready.get(scan.nextZ);
+        if (slice) emitSlice(scan, slice);
+        else
+          markMissing(
+            scan,
+            scan.nextZ,
+            gapReason(scan, scan.nextZ, `no complete file when the scan ended (${why})`),
+          );
+      }
+      while (scan.meta.expectedSlices !== undefined && !expectedReached(scan) && !closed) {
+        markMissing(
+          scan,
+          scan.nextZ,
+          gapReason(scan, scan.nextZ, `no complete file when the scan ended (${why})`),
+        );
+      }
+      if (!closed) end(scan, why);
+    };
+
+    const end = (scan: Scan, reason: ScanEndReason): void => {
+      if (scan.ended) return;
+      scan.ended = true;
+      scan.metaTimer = cancel(scan.metaTimer);
+      scan.idleTimer = cancel(scan.idleTimer);
+      scan.gapTimer = cancel(scan.gapTimer);
+      for (const t of scan.pending.values()) cancel(t.timer);
+      scan.pending.clear();
+      const leftovers = [...scan.ready.values(), ...scan.parked.values()].sort((a, b) => a.z - b.z);
+      scan.ready.clear();
+      scan.parked.clear();
+      emit({
+        type: 'scan-end',
+        scanId: scan.id,
+        reason,
+        slices: scan.emittedCount,
+        missing: [...scan.missing],
+      });
+      for (const s of leftovers) {
+        report(
+          fail(s.path, `slice ${s.z} not emitted: the scan ended (${reason}) first`, scan.id, s.z),
+          scan.id,
+          s.path,
+        );
+      }
+    };
+
+    // --- files -----------------------------------------------------------------------------
+
+    const track = (scan: Scan, path: string, name: string, kind: Tracked['kind'], z: number): void => {
+      const existing = scan.pending.get(path);
+      if (existing) {
+        existing.since = Date.now();
+        return;
+      }
+      const t: Tracked = {
+        path,
+        name,
+        kind,
+        z,
+        sig: undefined,
+        since: Date.now(),
+        timer: undefined,
+        empty: false,
+      };
+      scan.pending.set(path, t);
+      t.timer = later(() => void poll(scan, t), o.pollMs);
+    };
+
+    const poll = async (scan: Scan, t: Tracked): Promise<void> => {
+      t.timer = undefined;
+      let info: Stats;
+      try {
+        info = await stat(t.path);
+      } catch (cause) {
+        if (closed || scan.pending.get(t.path) !== t) return;
+        scan.pending.delete(t.path);
+        // A file that vanished is simply no longer a candidate; anything else is worth saying.
+        if (errorCode(cause) !== 'ENOENT')
+          report(fail(t.path, 'cannot stat', scan.id, undefined, cause), scan.id, t.path);
+        advance(scan);
+        maybeFinish(scan);
+        return;
+      }
+      if (closed || scan.pending.get(t.path) !== t) return;
+      const sig: FileSig = { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+      const now = Date.now();
+      if (t.sig === undefined || !sameSig(t.sig, sig)) {
+        t.sig = sig;
+        t.since = now;
+        t.empty = false;
+      } else if (now - t.since >= o.stabilityMs) {
+        if (sig.size > 0) {
+          scan.pending.delete(t.path);
+          onStable(scan, t, sig, now);
+          return;
+        }
+        if (!t.empty) {
+          t.empty = true;
+          advance(scan);
+          maybeFinish(scan);
+          if (scan.ended || closed) return;
+        }
+      }
+      t.timer = later(() => void poll(scan, t), o.pollMs);
+    };
+
+    const onStable = (scan: Scan, t: Tracked, sig: FileSig, now: number): void => {
+      if (t.kind === 'meta') {
+        void loadMeta(scan, t.path);
+        return;
+      }
+      if (t.kind === 'sidecar') {
+        for (const [rawPath, slice] of scan.parked) {
+          if (sidecarPath(rawPath) === t.path) {
+            scan.parked.delete(rawPath);
+            accept(scan, slice);
+          }
+        }
+        maybeFinish(scan);
+        return;
+      }
+      const before = scan.emitted.get(t.path);
+      if (before !== undefined) {
+        if (!sameSig(before, sig)) {
+          scan.emitted.set(t.path, sig);
+          report(
+            fail(t.path, `slice ${t.z} was rewritten after it was emitted; not emitted again`, scan.id, t.z),
+            scan.id,
+            t.path,
+          );
+        }
+        maybeFinish(scan);
+        return;
+      }
+      if (scan.ended) return;
+      const slice: ReadySlice = { z: t.z, path: t.path, readyAt: now, sig };
+      if (extname(t.path).toLowerCase() === '.raw') void checkSidecar(scan, slice);
+      else accept(scan, slice);
+      maybeFinish(scan);
+    };
+
+    const checkSidecar = async (scan: Scan, slice: ReadySlice): Promise<void> => {
+      const sidecar = sidecarPath(slice.path);
+      let present = false;
+      if (!scan.pending.has(sidecar)) {
+        scan.busy++;
+        try {
+          present = (await stat(sidecar)).size > 0;
+        } catch {
+          // No sidecar yet: park the slice until one is complete (or the gap gives up on it).
+        } finally {
+          scan.busy--;
+        }
+      }
+      if (closed || scan.ended) return;
+      if (present) accept(scan, slice);
+      else scan.parked.set(slice.path, slice);
+      advance(scan);
+      maybeFinish(scan);
+    };
+
+    const accept = (scan: Scan, slice: ReadySlice): void => {
+      if (slice.z < scan.nextZ) {
+        const what = scan.missing.includes(slice.z)
+          ? 'after it was reported missing'
+          : 'after that z was emitted';
+        report(
+          fail(slice.path, `slice ${slice.z} arrived ${what}; not emitted`, scan.id, slice.z),
+          scan.id,
+          slice.path,
+        );
+        return;
+      }
+      const other = scan.ready.get(slice.z);
+      if (other !== undefined && other.path !== slice.path) {
+        report(
+          fail(
+            slice.path,
+            `slice ${slice.z} is already provided by ${other.path}; not emitted`,
+            scan.id,
+            slice.z,
+          ),
+          scan.id,
+          slice.path,
+        );
+        return;
+      }
+      scan.ready.set(slice.z, slice);
+      advance(scan);
+    };
+
+    const loadMeta = async (scan: Scan, path: string): Promise<void> => {
+      let meta: ScanMeta | undefined;
+      let problem: XctError | undefined;
+      scan.busy++;
+      try {
+        meta = parseScanJson(await readFile(path, 'utf8'), path, scan.id);
+      } catch (cause) {
+        problem =
+          cause instanceof DecodeError
+            ? cause
+            : fail(path, 'cannot read scan metadata', scan.id, undefined, cause);
+      } finally {
+        scan.busy--;
+      }
+      if (closed || scan.ended) return;
+      if (problem !== undefined) {
+        report(problem, scan.id, path);
+      } else if (meta !== undefined) {
+        scan.meta = meta;
+        if (scan.started) emit({ type: 'scan-meta', scanId: scan.id, meta: { ...meta } });
+      }
+      // With or without metadata, nothing better is coming soon: no reason to wait out the timer.
+      if (!scan.started) start(scan);
+      else advance(scan);
+      maybeFinish(scan);
+    };
+
+    /** Whether a file may be read: not a symlink leading outside the root (unless following them). */
+    const allowed = async (path: string, scanId: string | undefined): Promise<boolean> => {
+      if (o.followSymlinks) return true;
+      let info: Stats;
+      try {
+        info = await lstat(path);
+      } catch {
+        return false; // gone already; chokidar will report its unlink
+      }
+      if (!info.isSymbolicLink()) return true;
+      let target: string;
+      try {
+        target = await realpath(path);
+      } catch (cause) {
+        reportOnce(
+          `dangling:${path}`,
+          fail(path, 'is a symlink to nothing', scanId, undefined, cause),
+          scanId,
+          path,
+        );
+        return false;
+      }
+      if (isInside(realRoot, target)) return true;
+      reportOnce(
+        `outside:${path}`,
+        fail(
+          path,
+          `is a symlink to ${target}, outside ${rootDir}; not followed (set followSymlinks to allow)`,
+          scanId,
+        ),
+        scanId,
+        path,
+      );
+      return false;
+    };
+
+    /** Register a new or changed file in a scan folder. */
+    const admit = async (scan: Scan, path: string, name: string): Promise<void> => {
+      scan.seen.add(path);
+      // A slice seen complete but changed before its turn is not complete any more.
+      for (const [z, slice] of scan.ready) if (slice.path === path) scan.ready.delete(z);
+      scan.busy++;
+      let ok: boolean;
+      try {
+        ok = await allowed(path, scan.id);
+      } finally {
+        scan.busy--;
+      }
+      if (closed) return;
+      if (ok) classify(scan, path, name);
+      maybeFinish(scan);
+    };
+
+    const classify = (scan: Scan, path: string, name: string): void => {
+      if (name === DONE_NAME) {
+        if (scan.ended) return;
+        scan.ending ??= 'done-marker';
+        void sweep(scan);
+        return;
+      }
+      if (name === META_NAME) {
+        if (!scan.ended) track(scan, path, name, 'meta', -1);
+        return;
+      }
+      const ext = extname(name).toLowerCase();
+      if (ext === '.json') {
+        if (!scan.ended) track(scan, path, name, 'sidecar', -1);
+        return;
+      }
+      if (!SLICE_EXTENSIONS.has(ext)) {
+        reportOnce(
+          `kind:${path}`,
+          fail(path, 'is not a slice file (.tif, .tiff or .raw); ignored', scan.id),
+          scan.id,
+          path,
+        );
+        return;
+      }
+      const z = parseSliceNumber(name);
+      if (z === undefined) {
+        reportOnce(
+          `name:${path}`,
+          fail(path, 'has no slice number in its name (e.g. slice_00012.tif); ignored', scan.id),
+          scan.id,
+          path,
+        );
+        return;
+      }
+      if (scan.emitted.has(path)) {
+        track(scan, path, name, 'slice', z); // only to catch a rewrite
+        return;
+      }
+      if (scan.ended) {
+        reportOnce(
+          `late:${path}`,
+          fail(path, `appeared after scan ${scan.id} ended; ignored`, scan.id, z),
+          scan.id,
+          path,
+        );
+        return;
+      }
+      if (z < o.firstSlice) {
+        reportOnce(
+          `first:${path}`,
+          fail(path, `slice ${z} is below firstSlice ${o.firstSlice}; ignored`, scan.id, z),
+          scan.id,
+          path,
+        );
+        return;
+      }
+      track(scan, path, name, 'slice', z);
+    };
+
+    /** scan.done may be seen before chokidar reports the last slices: list the folder ourselves. */
+    const sweep = async (scan: Scan): Promise<void> => {
+      scan.busy++;
+      let names: string[] = [];
+      try {
+        names = await readdir(scan.dir);
+      } catch (cause) {
+        if (!closed)
+          report(fail(scan.dir, 'cannot list the scan folder', scan.id, undefined, cause), scan.id, scan.dir);
+      } finally {
+        scan.busy--;
+      }
+      if (closed) return;
+      const admitted: Promise<void>[] = [];
+      for (const name of names) {
+        const path = join(scan.dir, name);
+        if (!isIgnoredName(name) && !scan.seen.has(path)) admitted.push(admit(scan, path, name));
+      }
+      await Promise.all(admitted);
+      maybeFinish(scan);
+    };
+
+    const forget = (scan: Scan, path: string): void => {
+      const t = scan.pending.get(path);
+      if (t) {
+        cancel(t.timer);
+        scan.pending.delete(path);
+      }
+      for (const [z, slice] of scan.ready) if (slice.path === path) scan.ready.delete(z);
+      scan.parked.delete(path);
+      scan.seen.delete(path);
+      advance(scan);
+      maybeFinish(scan);
+    };
+
+    // --- chokidar ----------------------------------------------------------------------------
+
+    /** Split a watched path into scan id and file name; undefined for the root and anything deeper. */
+    const locate = (path: string): { scanId: string; name: string | undefined } | undefined => {
+      const rel = relative(rootDir, path);
+      if (rel === '') return undefined;
+      const parts = rel.split(sep);
+      if (isAbsolute(rel) || parts.some((p) => p === '..' || p === '.' || p === '')) {
+        reportOnce(`escape:${path}`, fail(path, `is not inside ${rootDir}; ignored`));
+        return undefined;
+      }
+      const [scanId, name] = parts;
+      if (scanId === undefined || parts.length > 2) return undefined;
+      return { scanId, name };
+    };
+
+    const onDir = (path: string): void => {
+      const where = locate(path);
+      if (where?.name === undefined && where !== undefined) scanFor(where.scanId);
+    };
+
+    const onFile = (path: string): void => {
+      const where = locate(path);
+      if (where === undefined) return;
+      const { scanId, name } = where;
+      if (name === undefined) {
+        // Files beside the scan folders are not scans, but a symlink out of the root is worth a word.
+        void allowed(path, undefined);
+        return;
+      }
+      const scan = scanFor(scanId);
+      touch(scan);
+      void admit(scan, path, name);
+    };
+
+    const onUnlink = (path: string): void => {
+      const where = locate(path);
+      const scan = where?.name === undefined ? undefined : scans.get(where.scanId);
+      if (scan && !scan.ended) forget(scan, path);
+    };
+
+    const begin = async (): Promise<void> => {
+      let info: Stats;
+      try {
+        info = await stat(rootDir);
+        realRoot = await realpath(rootDir);
+      } catch (cause) {
+        throw new ConfigError(
+          `watchFolder: cannot watch ${rootDir}: ${errorCode(cause) ?? 'unreadable'}; create the folder first`,
+          { option: 'root', path: rootDir, stage: STAGE },
+          { cause },
+        );
+      }
+      if (!info.isDirectory()) {
+        throw new ConfigError(`watchFolder: ${rootDir} is not a folder`, {
+          option: 'root',
+          path: rootDir,
+          stage: STAGE,
+        });
+      }
+      if (closed) return;
+      watcher = watch(rootDir, {
+        depth: 1,
+        followSymlinks: o.followSymlinks,
+        usePolling: o.usePolling,
+        interval: o.pollMs,
+        binaryInterval: o.pollMs,
+        ignoreInitial: false,
+        ignored: (path: string) => {
+          const rel = relative(rootDir, path);
+          if (rel === '' || isAbsolute(rel) || rel.startsWith('..')) return false;
+          const parts = rel.split(sep);
+          return parts.length > 2 || isIgnoredName(parts[parts.length - 1] ?? '');
+        },
+      });
+      watcher
+        .on('addDir', onDir)
+        .on('add', onFile)
+        .on('change', onFile)
+        .on('unlink', onUnlink)
+        .on('error', (cause: unknown) =>
+          report(
+            new DecodeError(
+              `${rootDir}: the file watcher failed: ${String(cause)}`,
+              { path: rootDir, stage: STAGE },
+              { cause },
+            ),
+          ),
+        );
+    };
+
+    begin().catch((err: unknown) => {
+      if (!closed) subscriber.error(err);
+    });
+
+    return () => {
+      closed = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      scans.clear();
+      // Nobody is listening any more, so a failing close has no one to tell; it must not crash the process.
+      watcher?.close().catch(() => undefined);
+      watcher = undefined;
+    };
+  });
+}
+
+/** Check every option once and fill in defaults; a bad value is a ConfigError naming the option. */
+function normalizeOptions(options: WatchFolderOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('watchFolder: options must be an object', { option: 'options' });
+  }
+  const known = Object.keys(WATCH_FOLDER_DEFAULTS);
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new ConfigError(`watchFolder: unknown option "${key}"; known options: ${known.join(', ')}`, {
+        option: key,
+      });
+    }
+  }
+  const out: ResolvedOptions = { ...WATCH_FOLDER_DEFAULTS };
+  const ms = (key: 'idleTimeoutMs' | 'missingSliceTimeoutMs' | 'stabilityMs' | 'pollMs', min: number) => {
+    const value: unknown = options[key];
+    if (value === undefined) return;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > MAX_TIMER_MS) {
+      throw new ConfigError(
+        `watchFolder: ${key} must be a number of milliseconds ${min === 0 ? '>= 0' : '> 0'} and <= ${MAX_TIMER_MS}, got ${String(value)}`,
+        { option: key },
+      );
+    }
+    out[key] = value;
+  };
+  ms('idleTimeoutMs', Number.MIN_VALUE);
+  ms('missingSliceTimeoutMs', 0);
+  ms('stabilityMs', 0);
+  ms('pollMs', Number.MIN_VALUE);
+  for (const key of ['followSymlinks', 'usePolling'] as const) {
+    const value: unknown = options[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'boolean') {
+      throw new ConfigError(`watchFolder: ${key} must be true or false, got ${String(value)}`, {
+        option: key,
+      });
+    }
+    out[key] = value;
+  }
+  const first: unknown = options.firstSlice;
+  if (first !== undefined) {
+    if (typeof first !== 'number' || !Number.isSafeInteger(first) || first < 0) {
+      throw new ConfigError(`watchFolder: firstSlice must be an integer >= 0, got ${String(first)}`, {
+        option: 'firstSlice',
+      });
+    }
+    out.firstSlice = first;
+  }
+  return out;
+}
+
+/** Temporary and hidden files that writers rename into place later. */
+function isIgnoredName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return name.startsWith('.') || lower.endsWith('.partial') || lower.endsWith('.tmp');
+}
+
+/** The slice number: the last run of digits before the extension (`slice_00012.tif` → 12). */
+function parseSliceNumber(name: string): number | undefined {
+  const stem = name.slice(0, name.length - extname(name).length);
+  const digits = stem.match(/\d+/g);
+  const last = digits?.[digits.length - 1];
+  if (last === undefined) return undefined;
+  const z = Number(last);
+  return Number.isSafeInteger(z) ? z : undefined;
+}
+
+/** `slice_0001.raw` → `slice_0001.json`. */
+function sidecarPath(rawPath: string): string {
+  return rawPath.slice(0, rawPath.length - extname(rawPath).length) + '.json';
+}
+
+function sameSig(a: FileSig, b: FileSig): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
+}
+
+function isInside(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== '' && !isAbsolute(rel) && rel !== '..' && !rel.startsWith(`..${sep}`);
+}
+
+function errorCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null || !('code' in err)) return undefined;
+  return typeof err.code === 'string' ? err.code : undefined;
+}
+
+/** The fields of scan.json we use; every one optional, each checked for its type. */
+function parseScanJson(text: string, path: string, scanId: string): ScanMeta {
+  const bad = (reason: string, cause?: unknown) =>
+    new DecodeError(
+      `${path}: ${reason}`,
+      { path, scanId, stage: STAGE },
+      cause === undefined ? {} : { cause },
+    );
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw bad(`not valid JSON (${cause instanceof Error ? cause.message : String(cause)})`, cause);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw bad('must hold a JSON object');
+  }
+  const record = value as Record<string, unknown>;
+  const meta: ScanMeta = {};
+  const problems: string[] = [];
+  const positiveInt = (key: 'expectedSlices' | 'width' | 'height') => {
+    const v = record[key];
+    if (v === undefined || v === null) return;
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) meta[key] = v;
+    else problems.push(`${key} must be a positive integer, got ${JSON.stringify(v)}`);
+  };
+  positiveInt('expectedSlices');
+  positiveInt('width');
+  positiveInt('height');
+  const voxel = record['voxelSizeUm'];
+  if (voxel !== undefined && voxel !== null) {
+    if (typeof voxel === 'number' && Number.isFinite(voxel) && voxel > 0) meta.voxelSizeUm = voxel;
+    else problems.push(`voxelSizeUm must be a positive number, got ${JSON.stringify(voxel)}`);
+  }
+  const sample = record['sampleId'];
+  if (sample !== undefined && sample !== null) {
+    if (typeof sample === 'string') meta.sampleId = sample;
+    else problems.push(`sampleId must be a string, got ${JSON.stringify(sample)}`);
+  }
+  if (problems.length > 0) throw bad(`${problems.join('; ')}; scan metadata ignored`);
+  return meta;
+}

@@ -1,0 +1,65 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { loadPipelineConfig, validatePipelineConfig } from '../../src/config/pipeline-config.ts';
+
+t.test('every shipped pipeline file validates', async (t) => {
+  const dir = new URL('../../pipelines/', import.meta.url).pathname;
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml'));
+  t.ok(files.length > 0);
+  for (const f of files) {
+    const c = await loadPipelineConfig(join(dir, f));
+    t.ok(c.source.folder.path && c.output.zarr, `${f} parses`);
+  }
+});
+
+t.test('defaults fill in', async (t) => {
+  const c = validatePipelineConfig({ source: { folder: { path: '/in' } }, output: { zarr: '/out' } });
+  t.match(c, {
+    model: { name: 'tnet', provider: 'cpu', threads: 0 },
+    inference: { maxBatch: 16, overlap: 32 },
+    alerts: { sinks: [{ type: 'stdout' }] },
+  });
+});
+
+t.test('errors name the key path, what was wrong and what is allowed', async (t) => {
+  const base = { source: { folder: { path: '/in' } }, output: { zarr: '/out' } };
+  const cases: [unknown, RegExp][] = [
+    [
+      { ...base, model: { provider: 'tpu' } },
+      /model\.provider: "tpu" is not one of cpu, cuda, tensorrt, webgpu/,
+    ],
+    [
+      { ...base, inference: { maxBatch: 0 } },
+      /inference\.maxBatch: 0 is not allowed; use an integer from 1 to 1024/,
+    ],
+    [{ ...base, inference: { overlap: 'lots' } }, /inference\.overlap: "lots" is not allowed/],
+    [
+      { ...base, alerts: { sinks: [{ jsonl: 'a.jsonl' }, { smoke: 1 }] } },
+      /alerts\.sinks\[1\]\.smoke: unknown sink/,
+    ],
+    [{ ...base, alerts: { rules: { minVoxels: -3 } } }, /alerts\.rules\.minVoxels: -3 is not allowed/],
+    [
+      { ...base, alerts: { rules: { minVolts: 3 } } },
+      /alerts\.rules\.minVolts: unknown key; allowed here: minVoxels/,
+    ],
+    [{ ...base, sourc: {} }, /sourc: unknown key/],
+    [{ output: { zarr: '/o' } }, /source: needs `folder:`/],
+    [{ source: { folder: {} }, output: { zarr: '/o' } }, /source\.folder\.path: must be a non-empty string/],
+    [[1, 2], /must be a mapping/],
+  ];
+  for (const [doc, message] of cases)
+    t.throws(() => validatePipelineConfig(doc, 'p.yaml'), { code: 'ERR_CONFIG', message }, String(message));
+});
+
+t.test('a file that is not YAML or not there is named', async (t) => {
+  const dir = t.testdir({ 'bad.yaml': 'source: [unclosed' });
+  await t.rejects(loadPipelineConfig(join(dir, 'bad.yaml')), {
+    code: 'ERR_CONFIG',
+    message: /bad\.yaml: not valid YAML/,
+  });
+  await t.rejects(loadPipelineConfig(join(dir, 'none.yaml')), {
+    code: 'ERR_CONFIG',
+    message: /none\.yaml: cannot read/,
+  });
+});

@@ -1,0 +1,161 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import FileSystemStore from '@zarrita/storage/fs';
+import t, { type Test } from 'tap';
+import * as zarr from 'zarrita';
+import { DEFAULT_ALERT_RULES } from '../../src/alerts/alert-rules.ts';
+import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
+import { DaemonStats } from '../../src/daemon/daemon-stats.ts';
+import { type CompletedScan, runDaemon } from '../../src/daemon/run-daemon.ts';
+import { scoreAgainstTruth } from '../../src/eval/score-against-truth.ts';
+import { loadModel, type SegmentationModel } from '../../src/inference/load-model.ts';
+import { runLiveScanner } from '../../src/sim/live-scanner.ts';
+import type { AlertSink } from '../../src/sinks/alert-sink.ts';
+import { watchFolder } from '../../src/sources/watch-folder.ts';
+
+let model: SegmentationModel;
+t.before(async () => {
+  model = await loadModel('tnet', { threads: 2 });
+});
+t.teardown(() => model.close());
+
+/** A sink that records each alert and whether scan.done existed when it was written. */
+function recordingSink(scanDir: () => string | undefined) {
+  const alerts: (DendriteAlert & { doneExisted: boolean })[] = [];
+  const sink: AlertSink = {
+    write: async (a) => {
+      const dir = scanDir();
+      alerts.push({ ...a, doneExisted: dir !== undefined && existsSync(join(dir, 'scan.done')) });
+    },
+    close: async () => {},
+  };
+  return { alerts, sink };
+}
+
+async function liveRun(
+  t: Test,
+  scan: {
+    seed: number;
+    dendrites?: number;
+    rate: number;
+    slices: number;
+    size: number;
+    writeMode?: 'rename' | 'inplace';
+  },
+  maxSlicesInFlight = 4,
+) {
+  const root = t.testdir({ watch: {}, out: {} });
+  const watch = join(root, 'watch');
+  const out = join(root, 'out');
+  const scanId = `live-${scan.seed}`;
+  const { alerts, sink } = recordingSink(() => join(watch, scanId));
+  const stats = new DaemonStats();
+  let maxInFlight = 0;
+  const completed: CompletedScan[] = [];
+  const daemon = runDaemon({
+    source: watchFolder(watch, { stabilityMs: 100, pollMs: 20, idleTimeoutMs: 60_000 }),
+    out,
+    model,
+    sinks: [sink],
+    rules: DEFAULT_ALERT_RULES,
+    maxScans: 1,
+    maxSlicesInFlight,
+    stats,
+    onSliceDone: () => {
+      maxInFlight = Math.max(maxInFlight, stats.inFlight);
+    },
+    onScanComplete: (c) => completed.push(c),
+  });
+  const written = await runLiveScanner({
+    out: watch,
+    scanId,
+    seed: scan.seed,
+    size: scan.size,
+    slices: scan.slices,
+    rate: scan.rate,
+    writeMode: scan.writeMode ?? 'rename',
+    ...(scan.dendrites !== undefined && { dendrites: scan.dendrites }),
+  });
+  await daemon;
+  return { alerts, stats, completed, written, out, maxInFlight };
+}
+
+t.test(
+  'a live scan with dendrites: alerts before the scan ends, a good mask, a valid OME-Zarr',
+  async (t) => {
+    const r = await liveRun(t, { seed: 901_001, size: 192, slices: 48, rate: 12, writeMode: 'inplace' });
+    t.equal(r.completed.length, 1);
+    const scan = r.completed[0] as CompletedScan;
+    t.equal(scan.slices, 48, 'every slice processed');
+    t.equal(r.stats.slicesFailed, 0, 'no slice failed to decode (none was read half-written)');
+    const dendriteAlerts = r.alerts.filter((a) => a.kind === 'dendrite');
+    t.ok(dendriteAlerts.length > 0, `${dendriteAlerts.length} dendrite alert(s)`);
+    const early = dendriteAlerts.filter((a) => (a.scanProgress ?? 1) < 1 && !a.doneExisted);
+    t.ok(
+      early.length > 0,
+      `${early.length} alert(s) raised with slices still to come (first at progress ${dendriteAlerts[0]?.scanProgress})`,
+    );
+    t.equal(r.alerts.at(-1)?.kind, 'scan-summary', 'the scan summary comes last');
+
+    const score = await scoreAgainstTruth(scan.zarrPath, r.written.truthPath);
+    t.ok(score.dice >= 0.85, `mask Dice against the truth ${score.dice.toFixed(3)} ≥ 0.85`);
+
+    const store = new FileSystemStore(scan.zarrPath);
+    const rootGroup = await zarr.open(zarr.root(store), { kind: 'group' });
+    const ome = rootGroup.attrs.ome as {
+      version: string;
+      multiscales: {
+        axes: { name: string; unit?: string }[];
+        datasets: { coordinateTransformations: { scale: number[] }[] }[];
+      }[];
+    };
+    t.equal(ome.version, '0.5');
+    t.same(
+      ome.multiscales[0]?.axes.map((a) => a.name),
+      ['z', 'y', 'x'],
+    );
+    t.same(
+      ome.multiscales[0]?.datasets[0]?.coordinateTransformations[0]?.scale,
+      [0.65, 0.65, 0.65],
+      'voxel size from scan.json',
+    );
+    for (const [path, dtype] of [
+      ['0', 'uint16'],
+      ['labels/dendrite/0', 'uint8'],
+      ['probabilities/0', 'uint8'],
+    ] as const) {
+      const arr = await zarr.open(zarr.root(store).resolve(path), { kind: 'array' });
+      t.same(arr.shape, [48, 192, 192], `${path} shape`);
+      t.equal(arr.dtype, dtype, `${path} dtype`);
+    }
+    const labels = await zarr.open(zarr.root(store).resolve('labels/dendrite'), { kind: 'group' });
+    t.ok(
+      (labels.attrs.ome as Record<string, unknown>)['image-label'],
+      'label group carries image-label metadata',
+    );
+  },
+);
+
+t.test('a scan with pits and bubbles but no dendrite raises no dendrite alert', async (t) => {
+  const r = await liveRun(t, { seed: 901_002, size: 192, slices: 40, rate: 40, dendrites: 0 });
+  t.same(
+    r.alerts
+      .filter((a) => a.kind === 'dendrite')
+      .map((a) => `${a.severity} #${a.componentId} h=${a.heightFraction} c=${a.confidence}`),
+    [],
+  );
+  t.equal(r.alerts.length, 1, 'only the scan summary');
+  t.equal(r.alerts[0]?.summary?.dendriteCount, 0);
+});
+
+t.test('backpressure: a writer far faster than inference loses nothing and holds few slices', async (t) => {
+  const r = await liveRun(t, { seed: 901_003, size: 256, slices: 60, rate: 2000 }, 3);
+  t.equal(r.completed[0]?.slices, 60, 'every slice processed');
+  t.equal(r.stats.slicesOut, 60);
+  t.equal(r.stats.slicesFailed + r.stats.slicesMissing, 0, 'none lost');
+  t.ok(r.maxInFlight <= 3, `at most 3 slices decoded or in the model at once (saw ${r.maxInFlight})`);
+  t.ok(
+    r.stats.batchSizes.some((b) => b > 9),
+    'micro-batches span slices when the queue is full',
+  );
+});

@@ -1,0 +1,76 @@
+import { from, lastValueFrom, toArray } from 'rxjs';
+import t from 'tap';
+import type { SegmentationModel } from '../../src/inference/load-model.ts';
+import { inferBatches } from '../../src/operators/infer-batches.ts';
+import { microBatch } from '../../src/operators/micro-batch.ts';
+import type { NormalizedSlice } from '../../src/operators/slice-types.ts';
+import { stitchSlices } from '../../src/operators/stitch-slices.ts';
+import { thresholdMask } from '../../src/operators/threshold-mask.ts';
+import { tilePatches } from '../../src/operators/tile-patches.ts';
+
+/** A stand-in model for the stitching test (the thing under test is the stitch, not the model). */
+function modelOf(fn: (patch: Float32Array) => Float32Array): SegmentationModel {
+  const patchSize = 128;
+  return {
+    patchSize,
+    threshold: 0.5,
+    identity: { name: 'fn', version: '0', sha256: '0'.repeat(64), provider: 'cpu' },
+    predict: async (patches: Float32Array, count: number) => {
+      const area = patchSize * patchSize;
+      const out = new Float32Array(count * area);
+      for (let k = 0; k < count; k++) out.set(fn(patches.subarray(k * area, (k + 1) * area)), k * area);
+      return out;
+    },
+  } as unknown as SegmentationModel;
+}
+
+function slice(z: number, width: number, height: number, value: (i: number) => number): NormalizedSlice {
+  const normalized = Float32Array.from({ length: width * height }, (_, i) => value(i));
+  return { scanId: 's', z, readyAt: 0, width, height, dtype: 'float32', data: normalized, normalized };
+}
+
+const run = (slices: NormalizedSlice[], model: SegmentationModel, overlap: number) =>
+  lastValueFrom(
+    from(slices).pipe(
+      tilePatches({ patch: 128, overlap }),
+      microBatch({ maxBatch: 7, maxDelayMs: 1 }),
+      inferBatches(model),
+      stitchSlices({ patch: 128, overlap }),
+      thresholdMask(0.5),
+      toArray(),
+    ),
+  );
+
+t.test('a constant-probability model gives a seamless constant probability and mask', async (t) => {
+  const constant = modelOf((p) => new Float32Array(p.length).fill(0.7));
+  for (const overlap of [0, 32, 64]) {
+    const [out] = await run([slice(0, 300, 257, () => 0.5)], constant, overlap);
+    t.ok(out);
+    if (!out) continue;
+    const distinct = new Set(out.prob);
+    t.same(
+      [...distinct].map((v) => v.toFixed(6)),
+      ['0.700000'],
+      `overlap ${overlap}: one value everywhere, no tile border`,
+    );
+    t.ok(
+      out.mask.every((m) => m === 1),
+      `overlap ${overlap}: mask all 1`,
+    );
+  }
+});
+
+t.test('an identity model returns each slice unchanged: tile → infer → untile is the identity', async (t) => {
+  const identity = modelOf((p) => Float32Array.from(p));
+  const slices = [0, 1, 2].map((z) => slice(z, 200 + z * 37, 150, (i) => Math.sin(i * 0.01 + z) * 0.5 + 0.5));
+  const out = await run(slices, identity, 32);
+  t.equal(out.length, 3, 'every slice out, once');
+  out.forEach((o, k) => {
+    const input = slices[k] as NormalizedSlice;
+    t.equal(o.z, input.z, 'in order');
+    let worst = 0;
+    for (let i = 0; i < o.prob.length; i++)
+      worst = Math.max(worst, Math.abs((o.prob[i] as number) - (input.normalized[i] as number)));
+    t.ok(worst < 1e-6, `slice ${k}: max |diff| ${worst}`);
+  });
+});
