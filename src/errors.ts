@@ -53,6 +53,11 @@ export class DecodeError extends XctError {
   readonly code = 'ERR_DECODE';
 }
 
+/** A source misbehaved: the watched folder, a Kafka topic, an archive being replayed. */
+export class SourceError extends XctError {
+  readonly code = 'ERR_SOURCE';
+}
+
 /** Writing an output (slice file, Zarr chunk, dataset) failed. */
 export class OutputError extends XctError {
   readonly code = 'ERR_OUTPUT';

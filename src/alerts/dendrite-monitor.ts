@@ -126,9 +126,9 @@ export class DendriteMonitor {
       sliceRange: { first: 0, last: Math.max(0, this.slices - 1) },
       bbox: null,
       voxelCount: this.maskVoxels,
-      volumeUm3: this.maskVoxels * v ** 3,
-      heightUm: largest.heightVoxels * v,
-      heightFraction: largest.heightFraction,
+      volumeUm3: round(this.maskVoxels * v ** 3),
+      heightUm: round(largest.heightVoxels * v),
+      heightFraction: round(largest.heightFraction),
       confidence: 1,
       model: this.o.model,
       zarr: this.evidence({

@@ -4,16 +4,16 @@
  * Completeness is decided by polling each file's size, mtime and inode ourselves rather than with
  * chokidar's `awaitWriteFinish`, because that option (chokidar 5) skips files found during the
  * initial scan (a slice half written when the daemon starts would be emitted truncated) and its
- * poll timers outlive `close()`. A renamed-into-place file passes the same check, only sooner to be
- * stable. Pixels are never read here: the file on disk is the buffer, the pipeline decodes when
- * it is ready.
+ * poll timers outlive `close()`. A file renamed into place is complete from the start and passes
+ * the same check after stabilityMs. Pixels are never read here: the file on disk is the buffer,
+ * the pipeline decodes when it is ready.
  */
 import type { Stats } from 'node:fs';
 import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
-import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { Observable } from 'rxjs';
-import { ConfigError, DecodeError, type XctError } from '../errors.ts';
+import { ConfigError, DecodeError, SourceError, type XctError } from '../errors.ts';
 import type { ScanMeta } from './source-event.ts';
 
 export type { ScanMeta };
@@ -224,7 +224,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
       report(error, scanId, path);
     };
     const fail = (path: string, message: string, scanId?: string, slice?: number, cause?: unknown) =>
-      new DecodeError(
+      new SourceError(
         `${path}: ${message}`,
         {
           path,
@@ -298,6 +298,8 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
     };
 
     const markMissing = (scan: Scan, z: number, reason: string): void => {
+      // A raw file parked for want of its sidecar is accounted for by this event.
+      for (const [path, p] of scan.parked) if (p.z === z) scan.parked.delete(path);
       scan.missing.push(z);
       scan.nextZ = z + 1;
       emit({ type: 'slice-missing', scanId: scan.id, z, reason });
@@ -393,9 +395,24 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
       scan.metaTimer = cancel(scan.metaTimer);
       scan.idleTimer = cancel(scan.idleTimer);
       scan.gapTimer = cancel(scan.gapTimer);
-      for (const t of scan.pending.values()) cancel(t.timer);
+      const leftovers = [...scan.ready.values(), ...scan.parked.values()].map((s) => ({
+        z: s.z,
+        path: s.path,
+        why: `the scan ended (${reason}) before its turn`,
+      }));
+      for (const t of scan.pending.values()) {
+        cancel(t.timer);
+        // Ones already reported missing (an empty file at a gap) need no second word.
+        if (t.kind === 'slice' && !scan.emitted.has(t.path) && !scan.missing.includes(t.z)) {
+          leftovers.push({
+            z: t.z,
+            path: t.path,
+            why: `the scan ended (${reason}) while it was ${t.empty ? 'empty' : 'still being written'}`,
+          });
+        }
+      }
+      leftovers.sort((a, b) => a.z - b.z);
       scan.pending.clear();
-      const leftovers = [...scan.ready.values(), ...scan.parked.values()].sort((a, b) => a.z - b.z);
       scan.ready.clear();
       scan.parked.clear();
       emit({
@@ -406,11 +423,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
         missing: [...scan.missing],
       });
       for (const s of leftovers) {
-        report(
-          fail(s.path, `slice ${s.z} not emitted: the scan ended (${reason}) first`, scan.id, s.z),
-          scan.id,
-          s.path,
-        );
+        report(fail(s.path, `slice ${s.z} not emitted: ${s.why}`, scan.id, s.z), scan.id, s.path);
       }
     };
 
@@ -511,11 +524,13 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
 
     const checkSidecar = async (scan: Scan, slice: ReadySlice): Promise<void> => {
       const sidecar = sidecarPath(slice.path);
-      let present = false;
+      let state: 'complete' | 'fresh' | 'absent' = 'absent';
       if (!scan.pending.has(sidecar)) {
         scan.busy++;
         try {
-          present = (await stat(sidecar)).size > 0;
+          const info = await stat(sidecar);
+          // Untouched for stabilityMs already; else it may be mid-write and chokidar not yet told us.
+          state = info.size > 0 && Date.now() - info.mtimeMs >= o.stabilityMs ? 'complete' : 'fresh';
         } catch {
           // No sidecar yet: park the slice until one is complete (or the gap gives up on it).
         } finally {
@@ -523,8 +538,11 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
         }
       }
       if (closed || scan.ended) return;
-      if (present) accept(scan, slice);
-      else scan.parked.set(slice.path, slice);
+      if (state === 'complete') accept(scan, slice);
+      else {
+        scan.parked.set(slice.path, slice);
+        if (state === 'fresh') track(scan, sidecar, basename(sidecar), 'sidecar', -1);
+      }
       advance(scan);
       maybeFinish(scan);
     };
@@ -804,7 +822,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
         ignoreInitial: false,
         ignored: (path: string) => {
           const rel = relative(rootDir, path);
-          if (rel === '' || isAbsolute(rel) || rel.startsWith('..')) return false;
+          if (rel === '' || isAbsolute(rel) || rel === '..' || rel.startsWith(`..${sep}`)) return false;
           const parts = rel.split(sep);
           return parts.length > 2 || isIgnoredName(parts[parts.length - 1] ?? '');
         },
@@ -816,7 +834,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
         .on('unlink', onUnlink)
         .on('error', (cause: unknown) =>
           report(
-            new DecodeError(
+            new SourceError(
               `${rootDir}: the file watcher failed: ${String(cause)}`,
               { path: rootDir, stage: STAGE },
               { cause },
