@@ -125,8 +125,15 @@ if (name === 'enet') {
       loss: 'binary cross-entropy',
       augmentation: "the paper's: 90° rotations, flips, 2% crops, shifts, zoom 0.8–1, ±5% brightness/contrast",
       hyperparameters: train.hyperparameters,
-      epochs: train.epochsDone,
-      wallSeconds: train.wallTimeSeconds,
+      // A continued run (--init) reports its own epochs; the earlier run's come from previousRun.
+      epochs: train.epochsDone + (train.previousRun?.epochsDone ?? 0),
+      wallSeconds: train.wallTimeSeconds + (train.previousRun?.wallTimeSeconds ?? 0),
+      phases: train.previousRun
+        ? [
+            { epochs: train.previousRun.epochsDone, wallSeconds: train.previousRun.wallTimeSeconds, hyperparameters: train.previousRun.hyperparameters },
+            { epochs: train.epochsDone, wallSeconds: train.wallTimeSeconds, hyperparameters: train.hyperparameters },
+          ]
+        : undefined,
       steps: train.steps,
       trainPatchesPerSecond: train.trainPatchesPerSecond,
       hardware: train.hardware,

@@ -48,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--warmup-steps", type=int, default=200)
     ap.add_argument("--time-budget-min", type=float, default=None, help="wall-clock budget for the whole run")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", help="start from this checkpoint's weights (same model and config): continue a run")
     ap.add_argument("--val-fraction", type=float, default=0.2, help="fraction of scan seeds held out")
     ap.add_argument("--max-val", type=int, default=0, help="validate on at most this many patches (0 = all)")
     ap.add_argument("--no-augment", action="store_true")
@@ -148,6 +149,20 @@ def main(argv: list[str] | None = None) -> int:
     config = {"width": args.width, "depth": args.depth, "heads": args.heads} if args.model == "tnet" else {}
     model = build_model(args.model, config).to(device)
     config = model.config  # the full config, defaults included
+    previous = None
+    if args.init:
+        init = torch.load(args.init, map_location="cpu")
+        if init.get("model") != args.model or init.get("config") != config:
+            print(f"error: --init {args.init} holds {init.get('model')} {init.get('config')}, not {args.model} {config}", file=sys.stderr)
+            return 2
+        model.load_state_dict(init["state_dict"])
+        # Keep the earlier run's record so the model card can report the whole training.
+        prev_json = os.path.join(os.path.dirname(os.path.abspath(args.init)), f"{args.model}.train.json")
+        if os.path.exists(prev_json):
+            with open(prev_json) as f:
+                prev = json.load(f)
+            previous = {k: prev.get(k) for k in ("wallTimeSeconds", "epochsDone", "steps", "best", "hardware", "hyperparameters")}
+        previous = {"checkpoint": os.path.abspath(args.init), **(previous or {})}
     n_params = count_parameters(model)
     peak_lr = args.lr if args.lr is not None else DEFAULT_LR[args.model]
     opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, weight_decay=args.weight_decay)
@@ -192,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                 "valFraction": args.val_fraction, "augment": None if args.no_augment else vars(aug_cfg),
             },
             "epochsDone": epoch,
+            "previousRun": previous,
             "steps": step,
             "wallTimeSeconds": round(time.monotonic() - t_start, 1),
             "trainPatchesPerSecond": train_patch_s,
