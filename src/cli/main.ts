@@ -5,6 +5,7 @@ import { benchCommand } from './bench-command.ts';
 import { type CommandContext, processContext } from './command-context.ts';
 import { demoCommand } from './demo-command.ts';
 import { evalCommand } from './eval-command.ts';
+import { replayCommand } from './replay-command.ts';
 import { runCommand } from './run-command.ts';
 import { SIMULATE_HELP, simulateCommand } from './simulate-command.ts';
 
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   },
   demo: { run: demoCommand, summary: 'simulate a live scan and watch it (what `npm start` runs)' },
   eval: { run: evalCommand, summary: 'score a shipped model on held-out simulated scans' },
+  replay: { run: replayCommand, summary: 'replay an archived scan (folder, TIFF, HDF5, Zarr) as if live' },
   run: {
     run: runCommand,
     summary: 'the daemon: watch a scanner folder, segment live, write masks, raise alerts',

@@ -1,0 +1,255 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Subject, tap } from 'rxjs';
+import { DEFAULT_ALERT_RULES } from '../alerts/alert-rules.ts';
+import { CONFIG_DEFAULTS } from '../config/pipeline-config.ts';
+import { DaemonStats } from '../daemon/daemon-stats.ts';
+import { type CompletedScan, runDaemon } from '../daemon/run-daemon.ts';
+import { OutputError, UsageError } from '../errors.ts';
+import { loadModel, type SegmentationModel } from '../inference/load-model.ts';
+import { createLogger } from '../log.ts';
+import type { AlertSink } from '../sinks/alert-sink.ts';
+import { formatAlert } from '../sinks/format-alert.ts';
+import { createJsonlAlertSink, streamSink } from '../sinks/jsonl-alert-sink.ts';
+import { openArchive } from '../sources/open-archive.ts';
+import { replayArchive, replayPace, scanIdFor } from '../sources/replay-archive.ts';
+import type { CommandContext } from './command-context.ts';
+import { parseOptions, positiveOption, stringOption } from './parse-options.ts';
+
+export const REPLAY_HELP = `Usage:
+  xct-sentinel replay ARCHIVE [--speed max|1x|Nx] [--rate SLICES_PER_S] [--out DIR]
+                      [--alerts FILE|-] [--model tnet|unet|enet] [--models-dir DIR]
+                      [--scan-id ID] [--json] [--log-level LEVEL]
+
+Runs an archived scan through the same pipeline as live data: masks to <out>/<scanId>.ome.zarr,
+dendrite alerts as they are found. ARCHIVE is a finished scan folder (slice files, scan.json), a
+multi-page TIFF (one page per slice), a DXchange HDF5 file (/exchange/data, z × y × x) or a Zarr
+array / OME-Zarr image group.
+  --speed max       as fast as the pipeline drains (default); two replays of one archive with one
+                    model give the same masks and the same alerts
+  --speed 1x | Nx   the original pace (scan.json rate, else file times), or N times faster
+  --rate N          the original pace in slices/s, for archives that do not record it
+  --out DIR         output folder (default ./replays)
+  --alerts FILE     append alerts as JSON lines (default -: stdout, readable lines on a terminal)
+  --scan-id ID      default: the archive's name (tooth.h5 → tooth)
+  --json            what a pipe gets: no progress bar, JSON logs on stderr, JSON alerts on stdout
+`;
+
+const SPEC = {
+  speed: { type: 'string' },
+  rate: { type: 'string' },
+  out: { type: 'string' },
+  alerts: { type: 'string' },
+  model: { type: 'string' },
+  'models-dir': { type: 'string' },
+  'scan-id': { type: 'string' },
+  json: { type: 'boolean' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const DEFAULT_OUT = 'replays';
+const BAR_WIDTH = 24;
+
+/** `xct-sentinel replay`: an archived scan through the live pipeline, once. */
+export async function replayCommand(args: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseOptions('replay', args, SPEC, 1);
+  if (values.help) {
+    ctx.stdout.write(REPLAY_HELP);
+    return 0;
+  }
+  const archivePath = positionals[0];
+  if (archivePath === undefined) {
+    throw new UsageError(
+      'replay needs an ARCHIVE: a scan folder, a multi-page TIFF, an HDF5 file or a Zarr array',
+      {
+        option: 'ARCHIVE',
+      },
+    );
+  }
+  const speed = parseSpeed(stringOption(values, 'speed'));
+  const rate = stringOption(values, 'rate') === undefined ? undefined : positiveOption(values, 'rate', 1);
+  const out = stringOption(values, 'out') ?? DEFAULT_OUT;
+  const alertsTarget = stringOption(values, 'alerts') ?? '-';
+  const modelsDir = stringOption(values, 'models-dir');
+  // A bar needs a terminal to redraw in; anything else gets JSON it can parse.
+  const bar = values.json !== true && process.stderr.isTTY === true;
+  const log = createLogger({
+    level: stringOption(values, 'log-level') ?? process.env.XCT_LOG_LEVEL ?? (bar ? 'warn' : 'info'),
+  });
+
+  // The archive is checked before the model loads: a bad one fails in milliseconds, with one line.
+  const volume = await openArchive(archivePath, { signal: ctx.signal });
+  let model: SegmentationModel | undefined;
+  const sinks: AlertSink[] = [];
+  try {
+    // Checked now rather than by the replay, which would say so only after the model has loaded.
+    if (speed !== 'max') replayPace(volume, rate);
+    const scanId = stringOption(values, 'scan-id') ?? scanIdFor(volume.name);
+    const stats = new DaemonStats();
+    const drained = new Subject<void>();
+    let sourceError: unknown;
+    // Created (and its options checked) now; it reads nothing until the daemon subscribes.
+    const source = replayArchive(volume, {
+      speed,
+      scanId,
+      signal: ctx.signal,
+      ...(rate !== undefined && { rate }),
+      backpressure: { pending: () => stats.queued + stats.inFlight, drained },
+    }).pipe(
+      tap({
+        error: (err: unknown) => {
+          sourceError = err;
+        },
+      }),
+    );
+    const zarrPath = join(out, `${scanId}.ome.zarr`);
+    if (existsSync(zarrPath)) {
+      throw new OutputError(
+        `${zarrPath} already exists (an earlier replay?); remove it, or choose another --out or --scan-id`,
+        { path: zarrPath, option: '--out' },
+      );
+    }
+    try {
+      await mkdir(out, { recursive: true });
+    } catch (cause) {
+      throw new OutputError(
+        `--out ${out}: cannot create the output folder`,
+        { path: out, option: '--out' },
+        { cause },
+      );
+    }
+
+    for (const note of volume.notes) {
+      if (bar) ctx.stderr.write(`note: ${note}\n`);
+      else log.warn({ path: volume.path }, note);
+    }
+    model = await loadModel(stringOption(values, 'model') ?? CONFIG_DEFAULTS.model, {
+      provider: CONFIG_DEFAULTS.provider,
+      threads: CONFIG_DEFAULTS.threads,
+      log,
+      ...(modelsDir !== undefined && { modelsDir }),
+    });
+    const jsonAlerts = !bar || process.stdout.isTTY !== true;
+    // Alerts and the bar share the terminal: clear the bar before an alert line, it redraws itself.
+    const clear = bar && process.stdout.isTTY === true ? '\r\x1b[2K' : '';
+    if (alertsTarget === '-') {
+      sinks.push(
+        jsonAlerts
+          ? streamSink(ctx.stdout, (a) => `${JSON.stringify(a)}\n`)
+          : streamSink(ctx.stdout, (a) => clear + formatAlert(a, true)),
+      );
+    } else {
+      sinks.push(await createJsonlAlertSink(alertsTarget));
+    }
+
+    const total = volume.depth - volume.missing.length;
+    const what = `${archivePath} (${volume.kind}, ${volume.depth} slices${volume.meta.width ? ` of ${volume.meta.width}×${volume.meta.height}` : ''})`;
+    const modelName = `${model.identity.name} ${model.identity.version} on ${model.identity.provider}`;
+    if (bar)
+      ctx.stderr.write(`replaying ${what} at ${speedText(speed)} with model ${modelName} → ${zarrPath}\n`);
+    else
+      log.info(
+        {
+          archive: volume.path,
+          kind: volume.kind,
+          slices: volume.depth,
+          scanId,
+          speed,
+          model: model.identity,
+          zarrPath,
+        },
+        `replaying ${what}`,
+      );
+
+    const started = performance.now();
+    let done = 0;
+    const completed: CompletedScan[] = [];
+    await runDaemon({
+      source,
+      out,
+      model,
+      sinks,
+      rules: DEFAULT_ALERT_RULES,
+      tile: { overlap: CONFIG_DEFAULTS.overlap },
+      inference: { maxBatch: CONFIG_DEFAULTS.maxBatch, maxDelayMs: CONFIG_DEFAULTS.maxDelayMs },
+      maxSlicesInFlight: CONFIG_DEFAULTS.maxSlicesInFlight,
+      maxScans: 1,
+      stats,
+      signal: ctx.signal,
+      log,
+      onSliceDone: () => {
+        done++;
+        drained.next();
+        if (bar)
+          ctx.progress(progressLine(done, total, (performance.now() - started) / 1000, alertCount(stats)));
+      },
+      onScanComplete: (scan) => completed.push(scan),
+    });
+    drained.complete();
+    if (sourceError !== undefined) throw sourceError;
+    if (ctx.signal.aborted) return 130;
+
+    const seconds = (performance.now() - started) / 1000;
+    const scan = completed[0];
+    const readErrors = stats.errorsByStage.get('source') ?? 0;
+    const summary = {
+      scanId,
+      zarrPath,
+      slices: stats.slicesOut,
+      missing: volume.missing.length,
+      failed: stats.slicesFailed + readErrors,
+      seconds: Number(seconds.toFixed(3)),
+      slicesPerSecond: Number((stats.slicesOut / Math.max(seconds, 1e-9)).toFixed(2)),
+      alerts: { ...stats.alerts },
+      scanFailed: scan?.failed ?? null,
+    };
+    if (bar) {
+      ctx.stderr.write(
+        `\r\x1b[2Kreplayed ${summary.slices}/${total} slices in ${seconds.toFixed(1)} s (${summary.slicesPerSecond} slices/s); alerts ${stats.alerts.info} info / ${stats.alerts.warning} warning / ${stats.alerts.critical} critical; masks in ${zarrPath}${summary.failed ? `; ${summary.failed} slice(s) FAILED` : ''}${scan?.failed ? `; scan FAILED: ${scan.failed}` : ''}\n`,
+      );
+    } else {
+      log.info({ summary }, `replay of ${scanId} complete: ${summary.slices} slices → ${zarrPath}`);
+    }
+    return scan === undefined || scan.failed !== undefined || summary.failed > 0 ? 1 : 0;
+  } finally {
+    await Promise.all(sinks.map((s) => s.close()));
+    await model?.close();
+    await volume.close();
+  }
+}
+
+/** `max`, `1x`, `2.5x` or a bare `4` → the speed `replayArchive` takes. */
+export function parseSpeed(raw: string | undefined): 'max' | number {
+  if (raw === undefined || raw === 'max') return 'max';
+  const match = /^(\d+(?:\.\d*)?|\.\d+)x?$/i.exec(raw.trim());
+  const value = match ? Number(match[1]) : Number.NaN;
+  if (!(Number.isFinite(value) && value > 0)) {
+    throw new UsageError(`--speed must be max, 1x (the original pace) or Nx (N times faster), got "${raw}"`, {
+      option: '--speed',
+    });
+  }
+  return value;
+}
+
+function speedText(speed: 'max' | number): string {
+  return speed === 'max' ? 'full speed' : `${speed}× the original pace`;
+}
+
+function alertCount(stats: DaemonStats): number {
+  return stats.alerts.info + stats.alerts.warning + stats.alerts.critical;
+}
+
+/** `[██████░░░░░░] 120/181 slices  34.1 slices/s  ETA 0:02  alerts 3` */
+function progressLine(done: number, total: number, seconds: number, alerts: number): string {
+  const fraction = total > 0 ? Math.min(1, done / total) : 1;
+  const filled = Math.round(fraction * BAR_WIDTH);
+  const rate = seconds > 0 ? done / seconds : 0;
+  const eta = rate > 0 ? Math.max(0, (total - done) / rate) : Number.NaN;
+  const etaSeconds = Math.round(eta);
+  const etaText = Number.isFinite(eta)
+    ? `${Math.floor(etaSeconds / 60)}:${String(etaSeconds % 60).padStart(2, '0')}`
+    : '?';
+  return `[${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}] ${done}/${total} slices  ${rate.toFixed(1)} slices/s  ETA ${etaText}  alerts ${alerts}`;
+}
