@@ -10,6 +10,7 @@
 #   MODELS="tnet unet"                which models to train
 #   BUDGET_MIN=55                     wall-clock budget per model, minutes
 #   PARALLEL=1                        train the models side by side, one thread each (2-core machines)
+#   TNET_CONTINUE_MIN=25              then continue T-Net alone on every thread for this long (0: no)
 #   TRAIN_ARGS=""                     extra train.py arguments, e.g. "--threads 8 --batch 32"
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,6 +35,15 @@ if [ "${PARALLEL:-1}" = 1 ]; then
   for p in "${pids[@]}"; do wait "$p"; done
 else
   for m in $MODELS; do train "$m" --threads 2; done
+fi
+
+# T-Net learns more slowly than U-Net per epoch: give it the machine once U-Net is done.
+if [[ " $MODELS " == *" tnet "* ]] && [ "${TNET_CONTINUE_MIN:-25}" != 0 ]; then
+  mkdir -p "$RUNS/tnet-continued"
+  "$PY" models/training/train.py --model tnet --data "$DATA" --out "$RUNS/tnet-continued" --init "$RUNS/tnet.pt" \
+    --time-budget-min "${TNET_CONTINUE_MIN:-25}" --max-val 1000 --threads 2 --lr 3e-4 --warmup-steps 50 ${TRAIN_ARGS:-} \
+    > "$RUNS/tnet-continued/tnet.log" 2>&1
+  cp "$RUNS/tnet-continued/tnet.pt" "$RUNS/tnet-continued/tnet.train.json" "$RUNS/"
 fi
 
 for m in $MODELS; do
