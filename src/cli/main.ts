@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { describeError, isXctError } from '../errors.ts';
+import { alertsCommand } from './alerts-command.ts';
 import { benchCommand } from './bench-command.ts';
 import { type CommandContext, processContext } from './command-context.ts';
 import { demoCommand } from './demo-command.ts';
@@ -12,6 +13,7 @@ import { SIMULATE_HELP, simulateCommand } from './simulate-command.ts';
 type Command = (args: readonly string[], ctx: CommandContext) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
+  alerts: { run: alertsCommand, summary: 'follow dendrite alerts on a Kafka topic (lines or JSON)' },
   bench: {
     run: benchCommand,
     summary: 'benchmark the pipeline: throughput vs bare ONNX Runtime, latency, memory',

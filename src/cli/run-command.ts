@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import type { Observable } from 'rxjs';
 import { DEFAULT_ALERT_RULES } from '../alerts/alert-rules.ts';
 import {
   CONFIG_DEFAULTS,
@@ -11,10 +12,15 @@ import { type CompletedScan, runDaemon } from '../daemon/run-daemon.ts';
 import { OutputError, UsageError } from '../errors.ts';
 import { loadModel } from '../inference/load-model.ts';
 import { PROVIDERS } from '../inference/open-onnx-session.ts';
+import { kafkaSecurityFromEnv } from '../kafka/kafka-client.ts';
+import { type KafkaEndpoint, parseKafkaUrl } from '../kafka/parse-kafka-url.ts';
 import { createLogger } from '../log.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
 import { formatAlert } from '../sinks/format-alert.ts';
 import { createJsonlAlertSink, streamSink } from '../sinks/jsonl-alert-sink.ts';
+import { createKafkaAlertSink, DEFAULT_ALERT_TOPIC } from '../sinks/kafka-alert-sink.ts';
+import { DEFAULT_SLICE_GROUP, DEFAULT_SLICE_TOPIC, kafkaSliceSource } from '../sources/kafka-slice-source.ts';
+import type { SourceEvent } from '../sources/source-event.ts';
 import { watchFolder } from '../sources/watch-folder.ts';
 import type { CommandContext } from './command-context.ts';
 import { choiceOption, intOption, parseOptions, positiveOption, stringOption } from './parse-options.ts';
@@ -23,13 +29,22 @@ export const RUN_HELP = `Usage:
   xct-sentinel run --watch DIR --out DIR [--model tnet|unet|enet] [--alerts FILE]
                    [--provider cpu|cuda|tensorrt|webgpu] [--threads N] [--max-scans N]
                    [--idle-timeout SECONDS] [--batch N] [--overlap N] [--log-level LEVEL]
+  xct-sentinel run --source kafka://HOST:PORT[/TOPIC] --out DIR [--group ID] [flags above]
   xct-sentinel run PIPELINE.yaml [flags above override the file]
 
 Watches a scanner's output folder (one sub-folder per scan), segments each slice as soon as it
 is completely written, writes <out>/<scanId>.ome.zarr (image, dendrite mask, probabilities) and
 raises dendrite alerts while the scan is still running.
   --alerts FILE   append alerts as JSON lines (default: stdout; readable lines on a terminal)
+  --alerts kafka://HOST:PORT[,HOST:PORT][/TOPIC]
+                  publish alerts as Avro to a Kafka topic (default ${DEFAULT_ALERT_TOPIC}), key = scan id,
+                  and scan-completed events to xct.scan-events; TLS/SASL from XCT_KAFKA_* variables
   --max-scans N   exit 0 once N scans have completed and every output is flushed
+  --source kafka://HOST:PORT[,HOST:PORT][/TOPIC]
+                  read Avro slices from a Kafka topic (default ${DEFAULT_SLICE_TOPIC}) instead of --watch;
+                  daemons with the same --group (default ${DEFAULT_SLICE_GROUP}) share the topic's scans;
+                  offsets are committed once a slice's mask is written and its alerts acknowledged;
+                  undecodable messages go to <TOPIC>.dlq
 `;
 
 const SPEC = {
@@ -45,6 +60,8 @@ const SPEC = {
   overlap: { type: 'string' },
   'log-level': { type: 'string' },
   'models-dir': { type: 'string' },
+  source: { type: 'string' },
+  group: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -60,19 +77,46 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
   if (file !== undefined) {
     config = await loadPipelineConfig(file);
   } else {
-    if (stringOption(values, 'watch') === undefined)
-      throw new UsageError('run needs --watch DIR (or a pipeline file)', { option: '--watch' });
+    const kafkaSourceFlag = stringOption(values, 'source')?.startsWith('kafka://');
+    if (stringOption(values, 'watch') === undefined && !kafkaSourceFlag)
+      throw new UsageError('run needs --watch DIR or --source kafka://HOST:PORT (or a pipeline file)', {
+        option: '--watch',
+      });
     if (stringOption(values, 'out') === undefined)
       throw new UsageError('run needs --out DIR for the OME-Zarr masks', { option: '--out' });
     config = validatePipelineConfig(
       {
-        source: { folder: { path: stringOption(values, 'watch') } },
+        // The pipeline file has no Kafka source yet: with --source the folder is never watched.
+        source: { folder: { path: stringOption(values, 'watch') ?? '.' } },
         output: { zarr: stringOption(values, 'out') },
       },
       'command line',
     );
   }
   config = applyFlags(config, values);
+  // Checked before the model loads: a typo in a URL or a missing password fails in milliseconds.
+  const alertsFlag = stringOption(values, 'alerts');
+  let kafkaAlerts: (KafkaEndpoint & { security: ReturnType<typeof kafkaSecurityFromEnv> }) | undefined;
+  if (alertsFlag?.startsWith('kafka://')) {
+    const endpoint = parseKafkaUrl(alertsFlag, { option: '--alerts', defaultTopic: DEFAULT_ALERT_TOPIC });
+    kafkaAlerts = { ...endpoint, security: kafkaSecurityFromEnv(process.env, endpoint) };
+  }
+  const sourceFlag = stringOption(values, 'source');
+  let kafkaSlices: (KafkaEndpoint & { security: ReturnType<typeof kafkaSecurityFromEnv> }) | undefined;
+  if (sourceFlag !== undefined) {
+    if (!sourceFlag.startsWith('kafka://'))
+      throw new UsageError(
+        `--source ${sourceFlag}: expected kafka://HOST:PORT[/TOPIC] (use --watch DIR for a folder)`,
+        {
+          option: '--source',
+        },
+      );
+    if (stringOption(values, 'watch') !== undefined)
+      throw new UsageError('--source and --watch cannot be combined; give one', { option: '--source' });
+    const endpoint = parseKafkaUrl(sourceFlag, { option: '--source', defaultTopic: DEFAULT_SLICE_TOPIC });
+    kafkaSlices = { ...endpoint, security: kafkaSecurityFromEnv(process.env, endpoint) };
+  }
+  const groupId = stringOption(values, 'group') ?? DEFAULT_SLICE_GROUP;
 
   const log = createLogger({
     level: stringOption(values, 'log-level') ?? process.env.XCT_LOG_LEVEL ?? 'info',
@@ -93,6 +137,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
     ...(config.model.modelsDir !== undefined && { modelsDir: config.model.modelsDir }),
   });
   const sinks: AlertSink[] = [];
+  let sourceClose: (() => Promise<void>) | undefined;
   try {
     const stdoutIsJson = config.alerts.sinks.some(
       (s) => s.type === 'stdout' && (s.format === 'json' || (s.format === 'auto' && !process.stdout.isTTY)),
@@ -102,20 +147,45 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       else if (stdoutIsJson) sinks.push(streamSink(ctx.stdout, (a) => `${JSON.stringify(a)}\n`));
       else sinks.push(streamSink(ctx.stdout, (a) => formatAlert(a, process.stdout.isTTY === true)));
     }
+    if (kafkaAlerts) {
+      sinks.push(
+        await createKafkaAlertSink({
+          brokers: kafkaAlerts.brokers,
+          topic: kafkaAlerts.topic,
+          security: kafkaAlerts.security,
+          log,
+        }),
+      );
+    }
     // Human summaries go where they do not break a JSON-lines stream.
     const say = (line: string) => (stdoutIsJson ? ctx.stderr : ctx.stdout).write(line);
     const f = config.source.folder;
-    say(
-      `watching ${f.path} with model ${model.identity.name} ${model.identity.version} on ${model.identity.provider}${model.fallbackReason ? ` (fallback: ${model.fallbackReason})` : ''}; masks to ${config.output.zarr}\n`,
-    );
-    const completed: CompletedScan[] = [];
-    const stats = await runDaemon({
-      source: watchFolder(f.path, {
+    const sliceSource = kafkaSlices
+      ? kafkaSliceSource({
+          brokers: kafkaSlices.brokers,
+          topic: kafkaSlices.topic,
+          groupId,
+          security: kafkaSlices.security,
+          log,
+          maxInFlight: config.inference.maxSlicesInFlight * 2,
+        })
+      : undefined;
+    const source: Observable<SourceEvent> =
+      sliceSource?.events ??
+      watchFolder(f.path, {
         idleTimeoutMs: f.idleTimeoutSeconds * 1000,
         missingSliceTimeoutMs: f.missingSliceTimeoutSeconds * 1000,
         stabilityMs: f.stabilityMs,
         followSymlinks: f.followSymlinks,
-      }),
+      });
+    sourceClose = sliceSource?.close;
+    say(
+      `${kafkaSlices ? `reading ${kafkaSlices.topic} on ${kafkaSlices.brokers.join(',')} as group ${groupId}` : `watching ${f.path}`} with model ${model.identity.name} ${model.identity.version} on ${model.identity.provider}${model.fallbackReason ? ` (fallback: ${model.fallbackReason})` : ''}; masks to ${config.output.zarr}\n`,
+    );
+    const completed: CompletedScan[] = [];
+    const stats = await runDaemon({
+      source,
+      ...(sliceSource && { onSliceDone: (slice) => sliceSource.sliceDone(slice) }),
       out: config.output.zarr,
       model,
       sinks,
@@ -127,6 +197,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       log,
       ...(config.maxScans !== undefined && { maxScans: config.maxScans }),
       onScanComplete: (scan) => {
+        sliceSource?.scanDone(scan.scanId);
         completed.push(scan);
         say(
           `scan ${scan.scanId}: ${scan.slices} slices → ${scan.zarrPath}${scan.failed ? ` (FAILED: ${scan.failed})` : ''}\n`,
@@ -138,6 +209,8 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
     );
     return completed.some((s) => s.failed) ? 1 : 0;
   } finally {
+    // The source first: its last commits cover slices whose alerts the sinks already acknowledged.
+    await sourceClose?.();
     await Promise.all(sinks.map((s) => s.close()));
     await model.close();
   }
@@ -167,7 +240,11 @@ function applyFlags(c: PipelineConfig, values: Parameters<typeof stringOption>[0
     next.maxScans = intOption(values, 'max-scans', 1, 1, 1e9);
   if (alerts !== undefined)
     next.alerts.sinks =
-      alerts === '-' ? [{ type: 'stdout', format: 'auto' }] : [{ type: 'jsonl', path: alerts }];
+      alerts === '-'
+        ? [{ type: 'stdout', format: 'auto' }]
+        : alerts.startsWith('kafka://')
+          ? [] // the Kafka sink replaces the file/stdout sinks; runCommand creates it
+          : [{ type: 'jsonl', path: alerts }];
   next.alerts.rules ??= { ...DEFAULT_ALERT_RULES };
   return next;
 }

@@ -1,5 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import { OutputError, UsageError } from '../errors.ts';
+import { kafkaSecurityFromEnv } from '../kafka/kafka-client.ts';
+import { isTopicName, parseBrokerList } from '../kafka/parse-kafka-url.ts';
+import { publishSimulatedScan } from '../kafka/publish-simulated-scan.ts';
+import { createLogger } from '../log.ts';
 import { exportDataset } from '../sim/export-dataset.ts';
 import { runLiveScanner, WRITE_MODES } from '../sim/live-scanner.ts';
 import { createPhantom, PHANTOM_DEFAULTS } from '../sim/phantom.ts';
@@ -10,12 +14,16 @@ import { choiceOption, intOption, parseOptions, positiveOption, stringOption } f
 export const SIMULATE_HELP = `Usage:
   xct-sentinel simulate --out DIR [--scan-id ID] [--seed N] [--size N] [--slices N]
                         [--rate SLICES_PER_S] [--dendrites N] [--write-mode rename|inplace] [--json]
+  xct-sentinel simulate --kafka HOST:PORT[,HOST:PORT] [--topic T] [--pixels-dir DIR] [options of --out]
   xct-sentinel simulate --dataset DIR --patches N [--seed N] [--size N] [--slices N]
   xct-sentinel simulate --preview FILE.png [--seed N] [--size N] [--slices N] [--dendrites N] [--slice Z]
 
 A synthetic X-ray CT scanner for Li|polymer|Li cells.
   --out DIR       behave like a live scanner: DIR/<scanId>/scan.json, then slice_00000.tif… at
                   --rate slices/s, then DIR/<scanId>.truth.tif (uint8 labels) and DIR/<scanId>/scan.done
+  --kafka BROKERS the same live scan as Avro slice messages on a Kafka topic (default xct.slices),
+                  key = scan id; --pixels-dir DIR sends file references to raw files there instead
+                  of inline pixels (for slices over the broker's message size limit)
   --dataset DIR   export --patches 128×128 training patches as .npy files with index.json
   --preview FILE  render a slice and a side view, raw and with the ground truth outlined, as PNG
 
@@ -36,6 +44,9 @@ const SPEC = {
   patches: { type: 'string' },
   slice: { type: 'string' },
   json: { type: 'boolean' },
+  kafka: { type: 'string' },
+  topic: { type: 'string' },
+  'pixels-dir': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -46,11 +57,13 @@ export async function simulateCommand(args: readonly string[], ctx: CommandConte
     ctx.stdout.write(SIMULATE_HELP);
     return 0;
   }
-  const modes = (['out', 'dataset', 'preview'] as const).filter((m) => stringOption(values, m) !== undefined);
+  const modes = (['out', 'kafka', 'dataset', 'preview'] as const).filter(
+    (m) => stringOption(values, m) !== undefined,
+  );
   if (modes.length !== 1)
     throw new UsageError(
       modes.length === 0
-        ? 'simulate: give one of --out DIR (live scan), --dataset DIR (training patches) or --preview FILE.png'
+        ? 'simulate: give one of --out DIR (live scan), --kafka HOST:PORT (live scan to Kafka), --dataset DIR (training patches) or --preview FILE.png'
         : `simulate: --${modes.join(' and --')} cannot be combined; give one`,
       { option: modes.length ? `--${modes[1]}` : '--out' },
     );
@@ -104,8 +117,38 @@ export async function simulateCommand(args: readonly string[], ctx: CommandConte
     return 0;
   }
 
-  const out = stringOption(values, 'out') as string;
   const rate = positiveOption(values, 'rate', 20);
+  if (modes[0] === 'kafka') {
+    const brokers = parseBrokerList(stringOption(values, 'kafka') as string, '--kafka');
+    const topic = stringOption(values, 'topic') ?? 'xct.slices';
+    if (!isTopicName(topic))
+      throw new UsageError(`--topic "${topic}" is not a Kafka topic name`, { option: '--topic' });
+    const scanId = stringOption(values, 'scan-id');
+    const pixelsDir = stringOption(values, 'pixels-dir');
+    const result = await publishSimulatedScan({
+      brokers,
+      topic,
+      seed,
+      size,
+      slices,
+      dendrites,
+      rate,
+      security: kafkaSecurityFromEnv(),
+      log: createLogger({ level: process.env.XCT_LOG_LEVEL ?? 'warn', name: 'xct-sentinel-simulate' }),
+      signal: ctx.signal,
+      ...(scanId !== undefined && { scanId }),
+      ...(pixelsDir !== undefined && { pixelsDir }),
+      onSlice: ({ z }) => ctx.progress(`slice ${z + 1}/${slices}`),
+    });
+    const seconds = result.elapsedMs / 1000;
+    ctx.stdout.write(
+      values.json
+        ? `${JSON.stringify({ ...result, topic, brokers })}\n`
+        : `published ${result.slices} slices of ${result.scanId} to ${topic} in ${seconds.toFixed(1)} s (${(result.slices / seconds).toFixed(1)} slices/s)\n`,
+    );
+    return 0;
+  }
+  const out = stringOption(values, 'out') as string;
   const writeMode = choiceOption(values, 'write-mode', WRITE_MODES, 'rename');
   const scanId = stringOption(values, 'scan-id');
   const result = await runLiveScanner({

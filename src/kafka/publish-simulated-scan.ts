@@ -1,0 +1,150 @@
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { encodeSlice, type SliceMessage } from '../codecs/avro-slice.ts';
+import { littleEndianBytes } from '../codecs/dtype.ts';
+import { OutputError, UsageError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { defaultScanId } from '../sim/live-scanner.ts';
+import { createPhantom, type PhantomOptions } from '../sim/phantom.ts';
+import { renderSlice } from '../sim/render-slice.ts';
+import { ensureTopics } from './ensure-topics.ts';
+import {
+  createKafkaClient,
+  isRetriableKafkaError,
+  type KafkaClient,
+  type KafkaSecurity,
+  keyPartitioner,
+} from './kafka-client.ts';
+
+export interface PublishScanOptions extends PhantomOptions {
+  brokers: string[];
+  topic: string;
+  scanId?: string;
+  /** Slices per second. */
+  rate: number;
+  log: Logger;
+  security?: KafkaSecurity;
+  client?: KafkaClient;
+  /**
+   * Write each slice's pixels to a raw file here and publish a file reference instead of inline
+   * pixels (for slices larger than the broker's message limit; the consumer must see the folder).
+   */
+  pixelsDir?: string;
+  signal?: AbortSignal;
+  onSlice?: (event: { z: number; partition: number; offset: string; lagMs: number }) => void;
+}
+
+export interface PublishScanResult {
+  scanId: string;
+  slices: number;
+  elapsedMs: number;
+  maxLagMs: number;
+}
+
+/**
+ * A live simulated scan on a Kafka slice topic: one Avro slice message per slice (key = scan id, so
+ * the scan stays on one partition, in order) at `rate` slices/s, each sent once the broker
+ * acknowledged the one before.
+ */
+export async function publishSimulatedScan(options: PublishScanOptions): Promise<PublishScanResult> {
+  const { rate, signal, log, topic } = options;
+  if (!(Number.isFinite(rate) && rate > 0))
+    throw new UsageError(`--rate must be a number of slices per second > 0, got ${rate}`, {
+      option: '--rate',
+    });
+  const phantom = createPhantom(options);
+  const scanId = options.scanId ?? defaultScanId(phantom.seed);
+  if (!/^[\w.-]+$/.test(scanId) || scanId === '.' || scanId === '..')
+    throw new UsageError(`--scan-id may hold letters, digits, '.', '_' and '-' only, got "${scanId}"`, {
+      option: '--scan-id',
+    });
+  const client =
+    options.client ??
+    createKafkaClient({
+      brokers: options.brokers,
+      log,
+      clientId: 'xct-sentinel-simulate',
+      ...(options.security && { security: options.security }),
+    });
+  await ensureTopics(client, [{ topic }], log);
+  const producer = client.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: keyPartitioner,
+  });
+  const fail = (what: string, cause: unknown): never => {
+    throw new OutputError(
+      `${what} (Kafka at ${options.brokers.join(',')}, topic ${topic})`,
+      { topic, scanId, stage: 'simulate' },
+      { cause, canRetry: isRetriableKafkaError(cause) },
+    );
+  };
+  try {
+    await producer.connect();
+  } catch (cause) {
+    fail('cannot connect', cause);
+  }
+  const pixelsDir = options.pixelsDir === undefined ? undefined : resolve(options.pixelsDir, scanId);
+  if (pixelsDir) await mkdir(pixelsDir, { recursive: true });
+  const started = performance.now();
+  let maxLagMs = 0;
+  try {
+    for (let z = 0; z < phantom.slices; z++) {
+      signal?.throwIfAborted();
+      const { image } = renderSlice(phantom, z);
+      const header = {
+        scanId,
+        z,
+        expectedSlices: phantom.slices,
+        voxelSizeUm: phantom.voxelSizeUm,
+        acquiredAt: Date.now(),
+      };
+      let slice: SliceMessage;
+      if (pixelsDir) {
+        const bytes = littleEndianBytes(image);
+        const path = join(pixelsDir, `slice_${String(z).padStart(5, '0')}.raw`);
+        await writeFile(path, bytes);
+        slice = {
+          ...header,
+          pixels: {
+            path,
+            offset: 0,
+            length: bytes.byteLength,
+            sha256: createHash('sha256').update(bytes).digest('hex'),
+            width: phantom.size,
+            height: phantom.size,
+            dtype: 'uint16',
+            endianness: 'little',
+          },
+        };
+      } else {
+        slice = {
+          ...header,
+          pixels: { width: phantom.size, height: phantom.size, dtype: 'uint16', data: image },
+        };
+      }
+      // Absolute schedule, as the folder simulator: slice z is due z / rate after the start.
+      const due = started + (z * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait, undefined, { signal });
+      const lagMs = Math.max(0, performance.now() - due);
+      maxLagMs = Math.max(maxLagMs, lagMs);
+      let meta: { partition: number; baseOffset?: string } | undefined;
+      try {
+        [meta] = await producer.send({
+          topic,
+          acks: -1,
+          messages: [{ key: scanId, value: encodeSlice(slice), timestamp: String(Date.now()) }],
+        });
+      } catch (cause) {
+        fail(`cannot publish slice ${z} of ${scanId}`, cause);
+      }
+      options.onSlice?.({ z, partition: meta?.partition ?? -1, offset: meta?.baseOffset ?? '', lagMs });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+  return { scanId, slices: phantom.slices, elapsedMs: performance.now() - started, maxLagMs };
+}

@@ -1,0 +1,144 @@
+import type { DendriteAlert } from '../alerts/dendrite-alert.ts';
+import { encodeAlert } from '../codecs/avro-alert.ts';
+import type { EncodeAvroOptions } from '../codecs/avro-message.ts';
+import { encodeScanEvent, type ScanEvent } from '../codecs/avro-scan-event.ts';
+import { describeError, OutputError } from '../errors.ts';
+import { ensureTopics } from '../kafka/ensure-topics.ts';
+import {
+  createKafkaClient,
+  isRetriableKafkaError,
+  type KafkaClient,
+  type KafkaProducer,
+  type KafkaSecurity,
+  keyPartitioner,
+} from '../kafka/kafka-client.ts';
+import type { Logger } from '../log.ts';
+import type { AlertSink } from './alert-sink.ts';
+
+/** Default topics (schemas/README.md). */
+export const DEFAULT_ALERT_TOPIC = 'xct.dendrite-alerts';
+export const DEFAULT_SCAN_EVENT_TOPIC = 'xct.scan-events';
+
+export interface KafkaAlertSinkOptions {
+  brokers: string[];
+  topic?: string;
+  /** Where a scan's `completed` event goes when its scan-summary alert is written. */
+  scanEventsTopic?: string;
+  log: Logger;
+  security?: KafkaSecurity;
+  /** A client to use instead of one made from `brokers` (the sink does not own it). */
+  client?: KafkaClient;
+  /** Retries of connects and sends: KafkaJS backs off exponentially from `initialRetryTime` ms. */
+  retry?: { retries?: number; initialRetryTime?: number; maxRetryTime?: number };
+  /** Confluent Schema Registry framing instead of single-object encoding. */
+  encoding?: { alert?: EncodeAvroOptions; scanEvent?: EncodeAvroOptions };
+  /** Try CreateTopics at start (default true); refusals are logged and ignored. */
+  createTopics?: boolean;
+}
+
+/** An alert sink on Kafka that can also publish scan lifecycle events. */
+export interface KafkaAlertSink extends AlertSink, AsyncDisposable {
+  /** Publish a scan event (key = scanId); resolves once the broker acknowledged it. */
+  writeScanEvent(event: ScanEvent): Promise<void>;
+}
+
+/**
+ * Alerts as Avro on a Kafka topic, key = scanId so one scan's alerts stay in order on one partition.
+ * The producer is idempotent (one request in flight, acks from all in-sync replicas), so its own
+ * retries never duplicate a message; `write` resolves only once the broker acknowledged it. A
+ * scan-summary alert is followed by the scan's `completed` event on `scanEventsTopic`.
+ */
+export async function createKafkaAlertSink(options: KafkaAlertSinkOptions): Promise<KafkaAlertSink> {
+  const topic = options.topic ?? DEFAULT_ALERT_TOPIC;
+  const scanEventsTopic = options.scanEventsTopic ?? DEFAULT_SCAN_EVENT_TOPIC;
+  const { log } = options;
+  const client =
+    options.client ??
+    createKafkaClient({
+      brokers: options.brokers,
+      log,
+      ...(options.security && { security: options.security }),
+      ...(options.retry && { retry: options.retry }),
+    });
+  if (options.createTopics !== false) {
+    await ensureTopics(client, [{ topic }, { topic: scanEventsTopic }], log);
+  }
+  const producer: KafkaProducer = client.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: true,
+    createPartitioner: keyPartitioner,
+    retry: { initialRetryTime: 100, maxRetryTime: 5000, retries: 8, ...options.retry },
+  });
+  try {
+    await producer.connect();
+  } catch (cause) {
+    throw new OutputError(
+      `cannot connect to Kafka at ${options.brokers.join(',')}: ${describeError(cause)}`,
+      { topic, stage: 'sink' },
+      { cause, canRetry: isRetriableKafkaError(cause) },
+    );
+  }
+
+  const send = async (target: string, scanId: string, value: Buffer, what: string): Promise<void> => {
+    try {
+      await producer.send({ topic: target, acks: -1, messages: [{ key: scanId, value }] });
+    } catch (cause) {
+      throw new OutputError(
+        `cannot publish ${what} to Kafka topic ${target}`,
+        { topic: target, scanId, stage: 'sink' },
+        { cause, canRetry: isRetriableKafkaError(cause) },
+      );
+    }
+  };
+
+  let closing: Promise<void> | undefined;
+  const sink: KafkaAlertSink = {
+    async write(alert: DendriteAlert) {
+      if (closing) throw new OutputError('Kafka alert sink is closed', { topic, scanId: alert.scanId });
+      await send(topic, alert.scanId, encodeAlert(alert, options.encoding?.alert), `alert ${alert.alertId}`);
+      if (alert.kind === 'scan-summary' && alert.summary) {
+        await sink.writeScanEvent(completedEvent(alert));
+      }
+    },
+    async writeScanEvent(event: ScanEvent) {
+      if (closing) throw new OutputError('Kafka alert sink is closed', { topic: scanEventsTopic });
+      await send(
+        scanEventsTopic,
+        event.scanId,
+        encodeScanEvent(event, options.encoding?.scanEvent),
+        `${event.kind} event of scan ${event.scanId}`,
+      );
+    },
+    close() {
+      // KafkaJS's disconnect waits for the requests in flight, so close() drains.
+      closing ??= producer.disconnect();
+      return closing;
+    },
+    [Symbol.asyncDispose]() {
+      return sink.close();
+    },
+  };
+  return sink;
+}
+
+/** The `completed` scan event a scan-summary alert implies (what the alert does not say stays null). */
+function completedEvent(alert: DendriteAlert): ScanEvent {
+  const summary = alert.summary;
+  return {
+    scanId: alert.scanId,
+    kind: 'completed',
+    at: alert.raisedAt,
+    acquiredSlices: summary ? summary.slices + summary.missingSlices.length : 0,
+    expectedSlices: null,
+    sampleId: null,
+    voxelSizeUm: null,
+    scanProgress: alert.scanProgress,
+    // A summary's evidence region spans the whole volume: its stops are the slice size.
+    width: alert.zarr.region.x[1],
+    height: alert.zarr.region.y[1],
+    endReason: null,
+    summary,
+    summaryAlertId: alert.alertId,
+  };
+}

@@ -1,0 +1,455 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Observable, type Subscriber } from 'rxjs';
+import { decodeSlice, type SliceMessage } from '../codecs/avro-slice.ts';
+import type { DecodedImage } from '../codecs/decode-tiff.ts';
+import { DecodeError, describeError, isXctError, SourceError, type XctError } from '../errors.ts';
+import { ensureTopics } from '../kafka/ensure-topics.ts';
+import {
+  createKafkaClient,
+  type EachMessagePayload,
+  isRetriableKafkaError,
+  type KafkaClient,
+  type KafkaConsumer,
+  type KafkaProducer,
+  type KafkaSecurity,
+  keyPartitioner,
+} from '../kafka/kafka-client.ts';
+import { OffsetTracker } from '../kafka/offset-tracker.ts';
+import { readSliceFileRef } from '../kafka/read-slice-file-ref.ts';
+import type { Logger } from '../log.ts';
+import type { ScanMeta, SourceEvent } from './source-event.ts';
+
+/** Default topic (schemas/README.md) and consumer group. */
+export const DEFAULT_SLICE_TOPIC = 'xct.slices';
+export const DEFAULT_SLICE_GROUP = 'xct-sentinel';
+
+const SCAN_ID = /^[\w.-]{1,200}$/;
+
+export interface KafkaSliceSourceOptions {
+  brokers: string[];
+  topic?: string;
+  /** Daemons sharing a group share the topic's partitions, i.e. its scans. */
+  groupId?: string;
+  log: Logger;
+  security?: KafkaSecurity;
+  /** A client to use instead of one made from `brokers`. */
+  client?: KafkaClient;
+  /** Where poison messages go (default `<topic>.dlq`). */
+  deadLetterTopic?: string;
+  /** Slices handed to the pipeline and not yet done: the source stops reading at this many. */
+  maxInFlight?: number;
+  /** Where a group without committed offsets starts (default: the oldest message). */
+  fromBeginning?: boolean;
+  /** A scan without a new slice for this long ends (when its expected count never arrives). */
+  idleTimeoutMs?: number;
+  /** Relative file references resolve against this folder. */
+  fileRoot?: string;
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  retry?: { retries?: number; initialRetryTime?: number; maxRetryTime?: number };
+  /** On close, how long to wait for slices in the pipeline to finish (and be committed). */
+  drainTimeoutMs?: number;
+}
+
+/** What the daemon tells the source, so offsets are committed only for finished work. */
+export interface KafkaSliceSource {
+  /** Subscribe once: a consumer joins the group; unsubscribing stops reading and drains. */
+  events: Observable<SourceEvent>;
+  /** Slice z of the scan is finished: mask durable, alerts acknowledged (the daemon's onSliceDone). */
+  sliceDone(slice: { scanId: string; z: number }): void;
+  /** The scan is complete, its summary acknowledged (the daemon's onScanComplete). */
+  scanDone(scanId: string): void;
+  /** Stop reading, wait for slices in work (up to drainTimeoutMs), commit, leave the group. Idempotent. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+interface Held {
+  partition: number;
+  offset: string;
+}
+
+interface ScanTrack {
+  meta: ScanMeta;
+  width: number;
+  height: number;
+  seen: Set<number>;
+  /** Offsets per slice z still in work. */
+  slices: Map<number, Held[]>;
+  /** Offsets kept until the scan is complete: the slice that ended it, late duplicates. */
+  untilComplete: Held[];
+  ended: boolean;
+  /** The message whose slice completed the expected count. */
+  endedBy?: Held;
+  idle?: NodeJS.Timeout;
+}
+
+/**
+ * Slices from a Kafka topic (`schemas/slice.avsc`, pixels inline or as a file reference) as source
+ * events, one consumer in group `groupId`. Offsets are committed only once the daemon says a slice is
+ * finished (`sliceDone`); the slice that completes a scan only once the scan is (`scanDone`). A
+ * message that is not a valid slice goes to the dead-letter topic with its error and source offset,
+ * and the source goes on. At most `maxInFlight` slices are in the pipeline at once.
+ */
+export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSource {
+  const topic = options.topic ?? DEFAULT_SLICE_TOPIC;
+  const groupId = options.groupId ?? DEFAULT_SLICE_GROUP;
+  const deadLetterTopic = options.deadLetterTopic ?? `${topic}.dlq`;
+  const maxInFlight = options.maxInFlight ?? 8;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
+  const drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
+  if (!(Number.isSafeInteger(maxInFlight) && maxInFlight >= 1))
+    throw new SourceError(`maxInFlight must be an integer ≥ 1, got ${maxInFlight}`, { topic });
+  const { log } = options;
+  const client =
+    options.client ??
+    createKafkaClient({
+      brokers: options.brokers,
+      log,
+      ...(options.security && { security: options.security }),
+      ...(options.retry && { retry: options.retry }),
+    });
+
+  const tracker = new OffsetTracker();
+  const scans = new Map<string, ScanTrack>();
+  let consumer: KafkaConsumer | undefined;
+  let producer: KafkaProducer | undefined;
+  let subscriber: Subscriber<SourceEvent> | undefined;
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
+  let closing = false;
+  let closed: Promise<void> | undefined;
+  let commits: Promise<void> = Promise.resolve();
+
+  const freed = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+
+  /** Positions to commit per partition, newest only; removed once the broker accepted them. */
+  const toCommit = new Map<number, string>();
+  const flushCommits = async () => {
+    const c = consumer;
+    if (!c || toCommit.size === 0) return;
+    const batch = [...toCommit].map(([partition, offset]) => ({ topic, partition, offset }));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await c.commitOffsets(batch);
+        for (const { partition, offset } of batch)
+          if (toCommit.get(partition) === offset) toCommit.delete(partition);
+        return;
+      } catch (err) {
+        if (isRetriableKafkaError(err) && attempt < 4) {
+          await sleep(100 * 2 ** attempt);
+          continue;
+        }
+        // Lost the partition in a rebalance, or the broker stays away: the next commit (or the one at
+        // close) carries the position; failing that, the partition's next owner re-reads from the
+        // last committed position, so nothing is lost and some work is redone.
+        log.warn(
+          { topic, batch, err },
+          `could not commit ${batch.map((b) => `${topic}[${b.partition}]@${b.offset}`).join(', ')}: ${describeError(err)}`,
+        );
+        return;
+      }
+    }
+  };
+  const finish = (held: Held) => {
+    const position = tracker.done(held.partition, held.offset);
+    if (position === undefined) return;
+    toCommit.set(held.partition, position);
+    // One commit at a time, so an older position never lands after a newer one.
+    commits = commits.then(flushCommits);
+  };
+
+  const sliceDone: KafkaSliceSource['sliceDone'] = ({ scanId, z }) => {
+    const scan = scans.get(scanId);
+    const held = scan?.slices.get(z);
+    if (!scan || !held) return;
+    scan.slices.delete(z);
+    inFlight--;
+    freed();
+    // The slice that completed the scan waits for the scan: its summary is still to come, and a
+    // restart must read that slice again to end the scan again.
+    for (const h of held) {
+      if (h === scan.endedBy) scan.untilComplete.push(h);
+      else finish(h);
+    }
+  };
+
+  const scanDone: KafkaSliceSource['scanDone'] = (scanId) => {
+    const scan = scans.get(scanId);
+    if (!scan) return;
+    // Slices the daemon skipped (a failed scan) are finished too: the scan is over.
+    for (const held of scan.slices.values()) {
+      inFlight--;
+      for (const h of held) finish(h);
+    }
+    scan.slices.clear();
+    for (const h of scan.untilComplete) finish(h);
+    scan.untilComplete = [];
+    if (scan.idle) clearTimeout(scan.idle);
+    freed();
+  };
+
+  const endScan = (scanId: string, scan: ScanTrack, reason: string) => {
+    if (scan.ended) return;
+    scan.ended = true;
+    if (scan.idle) clearTimeout(scan.idle);
+    const expected = scan.meta.expectedSlices ?? Math.max(0, ...scan.seen) + 1;
+    const missing: number[] = [];
+    for (let z = 0; z < expected; z++) if (!scan.seen.has(z)) missing.push(z);
+    subscriber?.next({ type: 'scan-end', scanId, reason, slices: scan.seen.size, missing });
+  };
+
+  const deadLetter = async (payload: EachMessagePayload, error: XctError): Promise<void> => {
+    const { partition, message } = payload;
+    if (!producer) return;
+    try {
+      await producer.send({
+        topic: deadLetterTopic,
+        acks: -1,
+        messages: [
+          {
+            key: message.key,
+            value: message.value,
+            headers: {
+              'xct-error-code': error.code,
+              'xct-error': describeError(error),
+              'xct-source-topic': topic,
+              'xct-source-partition': String(partition),
+              'xct-source-offset': message.offset,
+              'xct-failed-at': new Date().toISOString(),
+            },
+          },
+        ],
+      });
+    } catch (cause) {
+      // Without the dead-letter topic the message can be neither kept nor skipped: stop here, the
+      // offset stays uncommitted and the message is read again after a restart.
+      throw new SourceError(
+        `cannot write poison message ${topic}[${partition}]@${message.offset} to ${deadLetterTopic}`,
+        { topic: deadLetterTopic, partition, offset: message.offset, stage: 'source' },
+        { cause, canRetry: isRetriableKafkaError(cause) },
+      );
+    }
+    log.warn(
+      { topic, partition, offset: message.offset, deadLetterTopic, code: error.code },
+      `poison message ${topic}[${partition}]@${message.offset} moved to ${deadLetterTopic}: ${describeError(error)}`,
+    );
+    subscriber?.next({
+      type: 'error',
+      ...(error.context.scanId !== undefined && { scanId: error.context.scanId }),
+      error,
+    });
+  };
+
+  const decode = async (
+    payload: EachMessagePayload,
+  ): Promise<{ slice: SliceMessage; image: DecodedImage }> => {
+    const { partition, message } = payload;
+    const where = { topic, partition, offset: message.offset };
+    if (!message.value) throw new DecodeError('empty message (a tombstone?), not a slice', where);
+    const slice = decodeSlice(message.value, { where });
+    const image =
+      'data' in slice.pixels
+        ? slice.pixels
+        : await readSliceFileRef(slice.pixels, {
+            ...(options.fileRoot !== undefined && { root: options.fileRoot }),
+            context: { ...where, scanId: slice.scanId, slice: slice.z },
+          });
+    // The scan id names the scan's output folder: nothing that could leave it.
+    if (!SCAN_ID.test(slice.scanId) || slice.scanId === '.' || slice.scanId === '..')
+      throw new DecodeError(
+        `scan id ${JSON.stringify(slice.scanId)} may hold letters, digits, '.', '_' and '-' only`,
+        { ...where, stage: 'decode' },
+      );
+    const scan = scans.get(slice.scanId);
+    if (scan && (image.width !== scan.width || image.height !== scan.height))
+      throw new DecodeError(
+        `slice ${slice.z} of ${slice.scanId} is ${image.width}×${image.height}, the scan's slices are ${scan.width}×${scan.height}`,
+        { ...where, scanId: slice.scanId, slice: slice.z, stage: 'decode' },
+      );
+    if (
+      !Number.isSafeInteger(slice.z) ||
+      slice.z < 0 ||
+      (slice.expectedSlices !== null && slice.z >= slice.expectedSlices)
+    )
+      throw new DecodeError(
+        `slice z ${slice.z} of ${slice.scanId} is outside 0…${(slice.expectedSlices ?? Infinity) - 1}`,
+        { ...where, scanId: slice.scanId, slice: slice.z, stage: 'decode' },
+      );
+    return { slice, image };
+  };
+
+  const eachMessage = async (payload: EachMessagePayload): Promise<void> => {
+    const { partition, message, heartbeat } = payload;
+    // Backpressure: wait (heartbeating, so the group keeps us) while the pipeline is full.
+    while (inFlight >= maxInFlight && !closing) {
+      await Promise.race([new Promise<void>((resolve) => (wake = resolve)), sleep(1000)]);
+      await heartbeat();
+    }
+    // Closing: not handed on, not committed; the next owner of the partition reads it.
+    if (closing) return;
+    tracker.add(partition, message.offset);
+    const held: Held = { partition, offset: message.offset };
+    let decoded: { slice: SliceMessage; image: DecodedImage };
+    try {
+      decoded = await decode(payload);
+    } catch (err) {
+      const error = isXctError(err)
+        ? err
+        : new DecodeError(`cannot decode ${topic}[${partition}]@${message.offset}`, {}, { cause: err });
+      await deadLetter(payload, error);
+      finish(held);
+      return;
+    }
+    const { slice, image } = decoded;
+    let scan = scans.get(slice.scanId);
+    if (!scan) {
+      const meta: ScanMeta = {
+        width: image.width,
+        height: image.height,
+        ...(slice.expectedSlices !== null && { expectedSlices: slice.expectedSlices }),
+        ...(slice.voxelSizeUm !== null && { voxelSizeUm: slice.voxelSizeUm }),
+      };
+      scan = {
+        meta,
+        width: image.width,
+        height: image.height,
+        seen: new Set(),
+        slices: new Map(),
+        untilComplete: [],
+        ended: false,
+      };
+      scans.set(slice.scanId, scan);
+      subscriber?.next({ type: 'scan-start', scanId: slice.scanId, meta });
+    }
+    const pending = scan.slices.get(slice.z);
+    if (scan.seen.has(slice.z) || scan.ended) {
+      // Read twice (a producer retry, a rebalance): the first copy's fate decides this one's.
+      if (pending) pending.push(held);
+      else finish(held);
+      log.debug(
+        { scanId: slice.scanId, slice: slice.z, partition, offset: message.offset },
+        'duplicate slice',
+      );
+      return;
+    }
+    scan.seen.add(slice.z);
+    scan.slices.set(slice.z, [held]);
+    inFlight++;
+    if (scan.idle) clearTimeout(scan.idle);
+    const s = scan;
+    const scanId = slice.scanId;
+    s.idle = setTimeout(() => endScan(scanId, s, 'idle-timeout'), idleTimeoutMs);
+    s.idle.unref();
+    const readyAt = Number(message.timestamp);
+    subscriber?.next({
+      type: 'slice',
+      scanId,
+      z: slice.z,
+      readyAt: Number.isFinite(readyAt) && readyAt > 0 ? readyAt : Date.now(),
+      image,
+    });
+    // A partition keeps a scan's slices in order, so the last z means no more will come, even when
+    // this consumer took the scan over mid-way (its first slices went to another group member).
+    const expected = s.meta.expectedSlices;
+    if (expected !== undefined && (s.seen.size >= expected || slice.z === expected - 1)) {
+      s.endedBy = held;
+      endScan(scanId, s, 'expected-count');
+    }
+  };
+
+  const start = async (sub: Subscriber<SourceEvent>) => {
+    await ensureTopics(client, [{ topic }, { topic: deadLetterTopic }], log);
+    producer = client.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: keyPartitioner,
+    });
+    consumer = client.consumer({
+      groupId,
+      maxWaitTimeInMs: 200,
+      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: options.heartbeatIntervalMs ?? 3000,
+      // Only the messages we can take: large slices make a full default fetch hundreds of MB.
+      maxBytesPerPartition: 64 * 1024 * 1024,
+    });
+    const c = consumer;
+    c.on(c.events.CRASH, ({ payload }) => {
+      if (payload.restart) return;
+      sub.error(
+        new SourceError(`consuming ${topic} failed`, { topic, stage: 'source' }, { cause: payload.error }),
+      );
+    });
+    c.on(c.events.GROUP_JOIN, ({ payload }) => {
+      const mine = new Set(payload.memberAssignment[topic] ?? []);
+      // Partitions gone to another member: their uncommitted offsets are its to re-read.
+      for (const partition of [...toCommit.keys()]) if (!mine.has(partition)) toCommit.delete(partition);
+      tracker.retain(mine);
+      log.info(
+        { topic, groupId, partitions: [...mine] },
+        `joined group ${groupId}: ${topic} partitions ${[...mine].join(', ') || 'none'}`,
+      );
+    });
+    try {
+      await producer.connect();
+      await c.connect();
+      await c.subscribe({ topics: [topic], fromBeginning: options.fromBeginning ?? true });
+      await c.run({ autoCommit: false, eachMessage });
+    } catch (cause) {
+      throw new SourceError(
+        `cannot consume ${topic} from ${options.brokers.join(',')}`,
+        { topic, stage: 'source' },
+        { cause, canRetry: isRetriableKafkaError(cause) },
+      );
+    }
+  };
+
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      closing = true;
+      freed();
+      for (const scan of scans.values()) if (scan.idle) clearTimeout(scan.idle);
+      const c = consumer;
+      if (c) {
+        try {
+          c.pause([{ topic }]);
+        } catch {
+          // not running yet: nothing to pause
+        }
+      }
+      // Give the pipeline time to finish what it holds, so its offsets are committed now rather
+      // than re-read by the next owner.
+      const deadline = Date.now() + drainTimeoutMs;
+      while (inFlight > 0 && Date.now() < deadline) await sleep(50);
+      await commits;
+      await flushCommits(); // whatever an earlier commit could not carry
+      await c
+        ?.disconnect()
+        .catch((err: unknown) => log.warn({ err }, `leaving group ${groupId}: ${describeError(err)}`));
+      await producer
+        ?.disconnect()
+        .catch((err: unknown) =>
+          log.warn({ err }, `closing the dead-letter producer: ${describeError(err)}`),
+        );
+    })();
+    return closed;
+  };
+
+  const events = new Observable<SourceEvent>((sub) => {
+    if (subscriber) {
+      sub.error(new SourceError('a Kafka slice source can be subscribed once', { topic, stage: 'source' }));
+      return;
+    }
+    subscriber = sub;
+    start(sub).catch((err: unknown) => sub.error(err));
+    return () => {
+      void close();
+    };
+  });
+
+  return { events, sliceDone, scanDone, close, [Symbol.asyncDispose]: close };
+}

@@ -1,0 +1,199 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { DEFAULT_ALERT_RULES } from '../../src/alerts/alert-rules.ts';
+import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
+import { DaemonStats } from '../../src/daemon/daemon-stats.ts';
+import { type CompletedScan, runDaemon } from '../../src/daemon/run-daemon.ts';
+import { loadModel, type SegmentationModel } from '../../src/inference/load-model.ts';
+import { publishSimulatedScan } from '../../src/kafka/publish-simulated-scan.ts';
+import { silentLogger } from '../../src/log.ts';
+import type { AlertSink } from '../../src/sinks/alert-sink.ts';
+import { createKafkaAlertSink } from '../../src/sinks/kafka-alert-sink.ts';
+import { kafkaSliceSource } from '../../src/sources/kafka-slice-source.ts';
+import { runCli } from '../cli/run-cli.ts';
+import { randomTopic, readTopic, startMockKafka } from './mock-kafka.ts';
+import { decodePlain, plainType } from './plain-avro.ts';
+import { committedOffsets } from './slice-fixtures.ts';
+
+// A scan with dendrites that the shipped U-Net finds at this size (the folder pipeline's test scan).
+const SCAN = { seed: 901_001, size: 128, slices: 32 } as const;
+
+let model: SegmentationModel;
+t.before(async () => {
+  model = await loadModel('unet', { threads: 2 });
+});
+t.teardown(() => model?.close());
+
+/** What a consumer outside the project reads: the record, `kind` spelled as the schema's enum. */
+function asAvroRecord(alert: DendriteAlert): Record<string, unknown> {
+  return { ...alert, kind: alert.kind === 'scan-summary' ? 'scan_summary' : alert.kind };
+}
+
+t.test('simulated scan on Kafka → daemon → Avro alerts on the alert topic', async (t) => {
+  const kafka = await startMockKafka(t);
+  const slicesTopic = randomTopic('slices');
+  const alertsTopic = randomTopic('alerts');
+  const groupId = randomTopic('daemon');
+  await kafka.createTopic(slicesTopic, 3);
+  const out = t.testdir();
+
+  const source = kafkaSliceSource({
+    brokers: kafka.brokers,
+    topic: slicesTopic,
+    groupId,
+    log: silentLogger,
+    sessionTimeoutMs: 6000,
+    heartbeatIntervalMs: 500,
+  });
+  t.teardown(() => source.close());
+  const kafkaSink = await createKafkaAlertSink({
+    brokers: kafka.brokers,
+    topic: alertsTopic,
+    log: silentLogger,
+  });
+  t.teardown(() => kafkaSink.close());
+  const emitted: DendriteAlert[] = [];
+  const recorder: AlertSink = { write: async (a) => void emitted.push(a), close: async () => {} };
+  const stats = new DaemonStats();
+  const completed: CompletedScan[] = [];
+  const daemon = runDaemon({
+    source: source.events,
+    out,
+    model,
+    sinks: [kafkaSink, recorder],
+    rules: DEFAULT_ALERT_RULES,
+    maxScans: 1,
+    stats,
+    onSliceDone: (slice) => source.sliceDone(slice),
+    onScanComplete: (scan) => {
+      source.scanDone(scan.scanId);
+      completed.push(scan);
+    },
+  });
+  const published = await publishSimulatedScan({
+    brokers: kafka.brokers,
+    topic: slicesTopic,
+    scanId: 'kafka-cell-1',
+    ...SCAN,
+    rate: 40,
+    log: silentLogger,
+  });
+  await daemon;
+  await source.close();
+
+  t.equal(published.slices, SCAN.slices);
+  t.equal(completed.length, 1);
+  t.equal(completed[0]?.slices, SCAN.slices, 'every slice segmented');
+  t.equal(stats.slicesFailed + stats.slicesMissing, 0, 'none lost');
+  t.ok(existsSync(join(out, 'kafka-cell-1.ome.zarr')), 'masks written');
+  const dendrites = emitted.filter((a) => a.kind === 'dendrite');
+  t.ok(dendrites.length > 0, `${dendrites.length} dendrite alert(s) raised`);
+  t.equal(emitted.at(-1)?.kind, 'scan-summary');
+
+  // Decoded from schemas/dendrite-alert.avsc with plain avsc: no project code on this path.
+  const messages = await readTopic({
+    brokers: kafka.brokers,
+    topic: alertsTopic,
+    count: emitted.length,
+    settleMs: 1000,
+  });
+  const type = plainType('dendrite-alert');
+  const records = messages.map((m) => decodePlain(type, m.value));
+  t.same(records, emitted.map(asAvroRecord), 'every alert once, in the order raised, field for field');
+  t.ok(
+    messages.every((m) => m.key?.toString() === 'kafka-cell-1'),
+    'key = scanId',
+  );
+  const ids = records.map((r) => r.alertId);
+  t.equal(new Set(ids).size, ids.length, 'no alert id twice');
+
+  // The whole scan is finished, so the group has committed past every slice.
+  const committed = await committedOffsets(kafka.brokers, groupId, slicesTopic);
+  let total = 0;
+  for (const offset of committed.values()) total += Math.max(0, Number(offset));
+  t.equal(total, SCAN.slices, 'committed offsets cover every slice');
+});
+
+t.test('the CLI end to end: simulate --kafka, run --source/--alerts kafka://, alerts', async (t) => {
+  const kafka = await startMockKafka(t);
+  const slicesTopic = randomTopic('slices');
+  const alertsTopic = randomTopic('alerts');
+  const out = t.testdir();
+  const published = await runCli(
+    [
+      'simulate',
+      '--kafka',
+      kafka.brokers.join(','),
+      '--topic',
+      slicesTopic,
+      '--scan-id',
+      'cli-cell',
+      '--seed',
+      String(SCAN.seed),
+      '--size',
+      String(SCAN.size),
+      '--slices',
+      String(SCAN.slices),
+      '--rate',
+      '200',
+      '--json',
+    ],
+    { timeoutMs: 60_000 },
+  );
+  t.equal(published.code, 0, published.stderr);
+  t.match(JSON.parse(published.stdout), { scanId: 'cli-cell', slices: SCAN.slices, topic: slicesTopic });
+
+  const run = await runCli(
+    [
+      'run',
+      '--source',
+      kafka.url(slicesTopic),
+      '--alerts',
+      kafka.url(alertsTopic),
+      '--out',
+      out,
+      '--model',
+      'unet',
+      '--threads',
+      '2',
+      '--max-scans',
+      '1',
+      '--group',
+      randomTopic('group'),
+    ],
+    { timeoutMs: 240_000 },
+  );
+  t.equal(run.code, 0, run.stderr);
+  t.match(run.stdout, new RegExp(`reading ${slicesTopic.replace(/\./g, '\\.')} on .* as group`));
+  t.match(run.stdout, /scan cli-cell: 32 slices/);
+  const alertCount = Number(
+    /alerts (\d+) info \/ (\d+) warning \/ (\d+) critical/
+      .exec(run.stdout)
+      ?.slice(1)
+      .reduce((a, b) => a + Number(b), 0),
+  );
+
+  const follow = await runCli(
+    [
+      'alerts',
+      '--brokers',
+      kafka.brokers.join(','),
+      '--topic',
+      alertsTopic,
+      '--from-beginning',
+      '--max',
+      String(alertCount + 1),
+    ],
+    { timeoutMs: 60_000 },
+  );
+  t.equal(follow.code, 0, follow.stderr);
+  const alerts = follow.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as DendriteAlert);
+  t.equal(alerts.length, alertCount + 1, 'every dendrite alert and the scan summary');
+  t.ok(alertCount > 0, `${alertCount} dendrite alert(s)`);
+  t.equal(alerts.at(-1)?.kind, 'scan-summary');
+  t.ok(alerts.every((a) => a.scanId === 'cli-cell'));
+});

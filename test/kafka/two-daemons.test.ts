@@ -1,0 +1,195 @@
+import { join } from 'node:path';
+import FileSystemStore from '@zarrita/storage/fs';
+import { Partitioners } from 'kafkajs';
+import t, { type Test } from 'tap';
+import * as zarr from 'zarrita';
+import { DEFAULT_ALERT_RULES } from '../../src/alerts/alert-rules.ts';
+import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
+import { type CompletedScan, runDaemon } from '../../src/daemon/run-daemon.ts';
+import { loadModel, type SegmentationModel } from '../../src/inference/load-model.ts';
+import { publishSimulatedScan } from '../../src/kafka/publish-simulated-scan.ts';
+import { silentLogger } from '../../src/log.ts';
+import { createKafkaAlertSink } from '../../src/sinks/kafka-alert-sink.ts';
+import { kafkaSliceSource } from '../../src/sources/kafka-slice-source.ts';
+import { captureLog } from './capture-log.ts';
+import { type MockKafka, randomTopic, readTopic, startMockKafka } from './mock-kafka.ts';
+import { decodePlain, plainType } from './plain-avro.ts';
+import { waitFor } from './slice-fixtures.ts';
+
+const SLICES = 32;
+const SIZE = 128;
+
+let model: SegmentationModel;
+t.before(async () => {
+  model = await loadModel('unet', { threads: 1 });
+});
+t.teardown(() => model?.close());
+
+/** Two scan ids that the Java-compatible partitioner puts on partitions 0 and 1 of a 2-partition topic. */
+function scansOnBothPartitions(): [string, string] {
+  const partition = Partitioners.DefaultPartitioner();
+  const meta = [0, 1].map((partitionId) => ({
+    partitionErrorCode: 0,
+    partitionId,
+    leader: 1,
+    replicas: [1],
+    isr: [1],
+  }));
+  const byPartition: string[] = [];
+  for (let i = 0; byPartition[0] === undefined || byPartition[1] === undefined; i++) {
+    const scanId = `shared-${i}`;
+    const p = partition({ topic: 't', partitionMetadata: meta, message: { key: scanId, value: null } });
+    byPartition[p] ??= scanId;
+  }
+  return [byPartition[0] as string, byPartition[1] as string];
+}
+
+/** One daemon in the group: its own source, sink and abort switch; records what it finished. */
+async function startDaemon(
+  t: Test,
+  kafka: MockKafka,
+  o: { topic: string; alerts: string; groupId: string; out: string; maxScans: number },
+) {
+  const { log, entries } = captureLog('info');
+  const source = kafkaSliceSource({
+    brokers: kafka.brokers,
+    topic: o.topic,
+    groupId: o.groupId,
+    log,
+    sessionTimeoutMs: 4000,
+    heartbeatIntervalMs: 500,
+    maxInFlight: 4,
+  });
+  t.teardown(() => source.close());
+  const sink = await createKafkaAlertSink({ brokers: kafka.brokers, topic: o.alerts, log: silentLogger });
+  t.teardown(() => sink.close());
+  const controller = new AbortController();
+  const done: string[] = [];
+  const raised: DendriteAlert[] = [];
+  const completed: CompletedScan[] = [];
+  const run = runDaemon({
+    source: source.events,
+    out: o.out,
+    model,
+    sinks: [sink, { write: async (alert) => void raised.push(alert), close: async () => {} }],
+    rules: DEFAULT_ALERT_RULES,
+    maxScans: o.maxScans,
+    maxSlicesInFlight: 2,
+    signal: controller.signal,
+    onSliceDone: (slice) => {
+      done.push(`${slice.scanId}/${slice.z}`);
+      source.sliceDone(slice);
+    },
+    onScanComplete: (scan) => {
+      source.scanDone(scan.scanId);
+      completed.push(scan);
+    },
+  }).then(async (stats) => {
+    await source.close();
+    return stats;
+  });
+  /** The partitions of the member's latest join. */
+  const partitions = () => {
+    const joins = entries.filter((e) => Array.isArray(e.partitions));
+    return (joins.at(-1)?.partitions as number[] | undefined) ?? [];
+  };
+  return {
+    raised,
+    run,
+    done,
+    completed,
+    partitions,
+    stop: () => controller.abort(new Error('test stops daemon')),
+  };
+}
+
+t.test(
+  'two daemons in one group share scans; one stopped mid-scan loses nothing, redoes nothing',
+  async (t) => {
+    const kafka = await startMockKafka(t);
+    const topic = randomTopic('slices');
+    const alerts = randomTopic('alerts');
+    const groupId = randomTopic('group');
+    await kafka.createTopic(topic, 2);
+    const out = t.testdir();
+    const [scanA, scanB] = scansOnBothPartitions();
+
+    const a = await startDaemon(t, kafka, { topic, alerts, groupId, out, maxScans: 1 });
+    const b = await startDaemon(t, kafka, { topic, alerts, groupId, out, maxScans: 2 });
+    await waitFor(
+      'each daemon to own one partition',
+      () => a.partitions().length === 1 && b.partitions().length === 1,
+      30_000,
+    );
+
+    const rate = 10;
+    const published = Promise.all(
+      [scanA, scanB].map((scanId, i) =>
+        publishSimulatedScan({
+          brokers: kafka.brokers,
+          topic,
+          scanId,
+          seed: 901_001 + i,
+          size: SIZE,
+          slices: SLICES,
+          rate,
+          log: silentLogger,
+        }),
+      ),
+    );
+    // Stop daemon A a quarter into its scan.
+    const aScan = a.partitions()[0] === 0 ? scanA : scanB;
+    await waitFor(
+      'daemon A a quarter into its scan',
+      () => a.done.filter((d) => d.startsWith(`${aScan}/`)).length >= SLICES / 4,
+      60_000,
+    );
+    a.stop();
+    await a.run;
+    t.equal(a.completed.length, 0, 'A stopped before finishing its scan');
+    await published;
+    await b.run;
+
+    const all = [...a.done, ...b.done];
+    const expected = [scanA, scanB].flatMap((s) => Array.from({ length: SLICES }, (_, z) => `${s}/${z}`));
+    t.same(
+      [...all].sort(),
+      [...expected].sort(),
+      'every slice of both scans finished exactly once, across the two',
+    );
+    t.ok(
+      a.done.length >= SLICES / 4 && a.done.length < SLICES,
+      `A finished ${a.done.length} slices before it stopped`,
+    );
+    t.same(
+      b.completed.map((c) => c.scanId).sort(),
+      [scanA, scanB].sort(),
+      'B completed both scans, the one it took over too',
+    );
+
+    // Every slice of the taken-over scan is in its OME-Zarr: A's part and B's part.
+    const store = new FileSystemStore(join(out, `${aScan}.ome.zarr`));
+    const image = await zarr.open(zarr.root(store).resolve('0'), { kind: 'array' });
+    t.same(image.shape, [SLICES, SIZE, SIZE]);
+    const empty: number[] = [];
+    for (let z = 0; z < SLICES; z++) {
+      const plane = await zarr.get(image, [z, null, null]);
+      if (!(plane.data as Uint16Array).some((v) => v > 0)) empty.push(z);
+    }
+    t.same(empty, [], 'no slice of the taken-over scan is missing from its store');
+
+    const raised = [...a.raised, ...b.raised];
+    const messages = await readTopic({
+      brokers: kafka.brokers,
+      topic: alerts,
+      count: raised.length,
+      settleMs: 1000,
+    });
+    const type = plainType('dendrite-alert');
+    const onTopic = messages.map((m) => decodePlain(type, m.value));
+    t.equal(onTopic.length, raised.length, 'every alert either daemon raised is on the topic, once');
+    // Not checked yet: unique alert ids across the takeover. The daemon that takes a scan over starts
+    // a fresh DendriteMonitor mid-scan, so its component ids restart and its alert ids can repeat the
+    // stopped daemon's (seen in 4 of 6 runs). The fix is resuming the monitor's state (issue 6).
+  },
+);
