@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { catchError, concatMap, EMPTY, from, map, type Observable, Subject, type Subscription } from 'rxjs';
 import type { AlertRules } from '../alerts/alert-rules.ts';
 import type { DendriteAlert } from '../alerts/dendrite-alert.ts';
@@ -30,6 +31,12 @@ export interface DaemonOptions {
   rules: AlertRules;
   tile?: { overlap?: number };
   inference?: { maxBatch?: number; maxDelayMs?: number };
+  /**
+   * A slice that fails to decode in a way that may pass (empty, truncated: a writer that paused
+   * longer than the watcher's stability window) is read again, up to `attempts` times, waiting
+   * `delayMs`, 2·`delayMs`, … in between. Only then is it reported and skipped.
+   */
+  decodeRetry?: { attempts?: number; delayMs?: number };
   /** Slices decoded or in the model at once: the bound on memory, whatever the writer's pace. */
   maxSlicesInFlight?: number;
   /** Stop once this many scans have completed and every output is flushed. */
@@ -89,6 +96,8 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
   const patch = model.patchSize;
   const overlap = o.tile?.overlap ?? 32;
   const scans = new Map<string, ScanState>();
+  const retryAttempts = o.decodeRetry?.attempts ?? 6;
+  const retryDelayMs = o.decodeRetry?.delayMs ?? 250;
   const refs$ = new Subject<Ref>();
   const done$ = new Subject<void>();
 
@@ -229,12 +238,22 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
     const decode = async (ref: Ref): Promise<NormalizedSlice | undefined> => {
       const s = scanFor(ref.scanId);
       if (s.failed) return undefined;
-      let image: DecodedImage;
-      try {
-        image = ref.image ?? (await readSliceFile(ref.path as string, o.signal ? { signal: o.signal } : {}));
-      } catch (err) {
-        report(err, ref, 'decode');
-        return undefined;
+      let image: DecodedImage | undefined = ref.image;
+      for (let attempt = 1; image === undefined; attempt++) {
+        try {
+          image = await readSliceFile(ref.path as string, o.signal ? { signal: o.signal } : {});
+        } catch (err) {
+          if (isXctError(err) && err.canRetry && attempt < retryAttempts && !o.signal?.aborted) {
+            log.warn(
+              { scanId: ref.scanId, slice: ref.z, path: ref.path, attempt },
+              `slice ${ref.z} of ${ref.scanId} not readable yet (${describeError(err)}); reading it again`,
+            );
+            await sleep(retryDelayMs * attempt);
+            continue;
+          }
+          report(err, ref, 'decode');
+          return undefined;
+        }
       }
       if (s.width === undefined) {
         s.width = image.width;
