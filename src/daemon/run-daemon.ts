@@ -68,6 +68,8 @@ interface ScanState {
   pending: number;
   processed: number;
   missing: number[];
+  /** Slices left on disk because the daemon was stopping. */
+  skipped: number;
   ended: boolean;
   finished: boolean;
   /** Set once the scan's outputs failed: later slices are skipped, other scans carry on. */
@@ -105,6 +107,8 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
     let sourceSub: Subscription | undefined;
     let settled = false;
     let sourceEnded = false;
+    // Set by the signal: slices still waiting at the gate are left on disk for the next start.
+    let stopping = false;
     const finishAll = (err?: unknown) => {
       if (settled) return;
       settled = true;
@@ -124,6 +128,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
     };
     const onAbort = () => {
       log.info('stopping: no new slices; finishing those in flight');
+      stopping = true;
       sourceSub?.unsubscribe();
       sourceEnded = true;
       maybeStop();
@@ -139,6 +144,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           pending: 0,
           processed: 0,
           missing: [],
+          skipped: 0,
           ended: false,
           finished: false,
           failed: undefined,
@@ -171,7 +177,8 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
     };
 
     const maybeFinishScan = (s: ScanState) => {
-      if (!s.ended || s.pending > 0 || s.finished) return;
+      // A scan with slices left for the next start is not complete, whatever its source said.
+      if (!s.ended || s.pending > 0 || s.finished || s.skipped > 0) return;
       s.finished = true;
       s.chain = s.chain.then(async () => {
         const zarrPath = join(o.out, `${s.scanId}.ome.zarr`);
@@ -237,6 +244,10 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
 
     const decode = async (ref: Ref): Promise<NormalizedSlice | undefined> => {
       const s = scanFor(ref.scanId);
+      if (stopping) {
+        s.skipped++;
+        return undefined;
+      }
       if (s.failed) return undefined;
       let image: DecodedImage | undefined = ref.image;
       for (let attempt = 1; image === undefined; attempt++) {
