@@ -1,16 +1,12 @@
 import t from 'tap';
 import { ConfigError } from '../../src/errors.ts';
 import { estimateInterfaces } from '../../src/operators/estimate-interfaces.ts';
+import { Rng } from '../../src/sim/rng.ts';
 
-/** Small seeded PRNG (mulberry32): the same numbers on every run. */
+/** A seeded stream in [0, 1): the project's own PRNG, the same numbers on every run. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
+  const stream = new Rng(seed);
+  return () => stream.next();
 }
 
 /** Standard normal numbers from a seeded uniform source (Box–Muller). */

@@ -2,16 +2,12 @@ import t from 'tap';
 import { ConfigError } from '../../src/errors.ts';
 import { blendWindow, createStitcher } from '../../src/operators/stitch-patches.ts';
 import { extractPatches, tileGrid } from '../../src/operators/tile-grid.ts';
+import { Rng } from '../../src/sim/rng.ts';
 
-/** Small seeded PRNG (mulberry32): the same numbers on every run. */
+/** A seeded stream in [0, 1): the project's own PRNG, the same numbers on every run. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
+  const stream = new Rng(seed);
+  return () => stream.next();
 }
 
 function shuffled(n: number, random: () => number): number[] {

@@ -5,6 +5,7 @@ import FileSystemStore from '@zarrita/storage/fs';
 import t, { type Test } from 'tap';
 import * as zarr from 'zarrita';
 import { OutputError } from '../../src/errors.ts';
+import { Rng } from '../../src/sim/rng.ts';
 import {
   createZarrScanWriter,
   readZarrScanProgress,
@@ -12,15 +13,10 @@ import {
   type ZarrScanWriterOptions,
 } from '../../src/sinks/zarr-scan-writer.ts';
 
-/** Small seeded PRNG (mulberry32): the same numbers on every run. */
+/** A seeded stream in [0, 1): the project's own PRNG, the same numbers on every run. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
+  const stream = new Rng(seed);
+  return () => stream.next();
 }
 
 const W = 200;
