@@ -6,9 +6,18 @@ export interface CommandContext {
   stderr: Writable;
   /** Aborted by SIGINT/SIGTERM. */
   signal: AbortSignal;
+  /**
+   * After the first SIGINT/SIGTERM the command has this long to finish its in-flight work and flush
+   * its outputs; then the process exits anyway. A command may change it (the daemon's
+   * `--shutdown-timeout`).
+   */
+  shutdownTimeoutMs: number;
   /** A transient progress line: redrawn in place on a terminal, silent in a pipe. */
   progress(line: string): void;
 }
+
+/** How long a stopping command may take to flush before the process exits regardless. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000;
 
 /** A context over the process streams; progress is drawn only when stderr is a terminal. */
 export function processContext(signal: AbortSignal): CommandContext {
@@ -18,6 +27,7 @@ export function processContext(signal: AbortSignal): CommandContext {
     stdout: process.stdout,
     stderr: process.stderr,
     signal,
+    shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS,
     progress(line) {
       if (!tty) return;
       const now = Date.now();

@@ -10,6 +10,9 @@ import { replayCommand } from './replay-command.ts';
 import { runCommand } from './run-command.ts';
 import { SIMULATE_HELP, simulateCommand } from './simulate-command.ts';
 
+/** A finished command whose process is still alive this long after is made to exit. */
+const LINGER_MS = 3000;
+
 type Command = (args: readonly string[], ctx: CommandContext) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
@@ -80,26 +83,43 @@ function version(): string {
 // Only act when run as a program, never on import (tests import `main`).
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/xct-sentinel')) {
   const controller = new AbortController();
+  const ctx = processContext(controller.signal);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
-    // First signal: stop gracefully. Second: the user means it.
-    if (signals > 1) process.exit(signal === 'SIGINT' ? 130 : 143);
+    const code = signal === 'SIGINT' ? 130 : 143;
+    // Second signal: the user means it. Progress on disk is consistent at every moment (a slice
+    // counts as done only once its outputs are), so a hard stop loses nothing a restart cannot redo.
+    if (signals > 1) process.exit(code);
     controller.abort(new Error(`received ${signal}`));
+    // First signal: stop gracefully, but never longer than the deadline.
+    setTimeout(() => {
+      process.stderr.write(
+        `xct-sentinel: still stopping ${ctx.shutdownTimeoutMs / 1000} s after ${signal}; exiting now\n`,
+      );
+      process.exit(code);
+    }, ctx.shutdownTimeoutMs).unref();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const ctx = processContext(controller.signal);
+  const finish = (code: number) => {
+    process.exitCode = code;
+    // Everything is flushed and closed by now. A client library that keeps a socket or a timer
+    // alive must not keep a finished command (and a script waiting on it) from exiting.
+    setTimeout(() => {
+      const left = process.getActiveResourcesInfo().filter((r) => r !== 'Timeout');
+      process.stderr.write(`xct-sentinel: exiting with ${left.join(', ') || 'timers'} still open\n`);
+      process.exit(code);
+    }, LINGER_MS).unref();
+  };
   main(process.argv.slice(2), ctx).then(
     (code) => {
       if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
-      process.exitCode = code;
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      finish(code);
     },
     (err: unknown) => {
       process.stderr.write(`xct-sentinel: ${describeError(err)}\n`);
-      process.exitCode = 1;
+      finish(1);
     },
   );
 }

@@ -29,6 +29,7 @@ export const RUN_HELP = `Usage:
   xct-sentinel run --watch DIR --out DIR [--model tnet|unet|enet] [--alerts FILE]
                    [--provider cpu|cuda|tensorrt|webgpu] [--threads N] [--max-scans N]
                    [--idle-timeout SECONDS] [--batch N] [--overlap N] [--log-level LEVEL]
+                   [--shutdown-timeout SECONDS]
   xct-sentinel run --source kafka://HOST:PORT[/TOPIC] --out DIR [--group ID] [flags above]
   xct-sentinel run PIPELINE.yaml [flags above override the file]
 
@@ -40,6 +41,9 @@ raises dendrite alerts while the scan is still running.
                   publish alerts as Avro to a Kafka topic (default ${DEFAULT_ALERT_TOPIC}), key = scan id,
                   and scan-completed events to xct.scan-events; TLS/SASL from XCT_KAFKA_* variables
   --max-scans N   exit 0 once N scans have completed and every output is flushed
+  --shutdown-timeout SECONDS
+                  on SIGTERM/SIGINT, finish the slices in flight and flush for at most this long
+                  (default ${CONFIG_DEFAULTS.shutdownTimeoutSeconds}), then exit; a second signal exits at once
   --source kafka://HOST:PORT[,HOST:PORT][/TOPIC]
                   read Avro slices from a Kafka topic (default ${DEFAULT_SLICE_TOPIC}) instead of --watch;
                   daemons with the same --group (default ${DEFAULT_SLICE_GROUP}) share the topic's scans;
@@ -59,6 +63,7 @@ const SPEC = {
   batch: { type: 'string' },
   overlap: { type: 'string' },
   'log-level': { type: 'string' },
+  'shutdown-timeout': { type: 'string' },
   'models-dir': { type: 'string' },
   source: { type: 'string' },
   group: { type: 'string' },
@@ -94,6 +99,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
     );
   }
   config = applyFlags(config, values);
+  ctx.shutdownTimeoutMs = config.shutdownTimeoutSeconds * 1000;
   // Checked before the model loads: a typo in a URL or a missing password fails in milliseconds.
   const alertsFlag = stringOption(values, 'alerts');
   let kafkaAlerts: (KafkaEndpoint & { security: ReturnType<typeof kafkaSecurityFromEnv> }) | undefined;
@@ -235,6 +241,12 @@ function applyFlags(c: PipelineConfig, values: Parameters<typeof stringOption>[0
       values,
       'idle-timeout',
       CONFIG_DEFAULTS.idleTimeoutSeconds,
+    );
+  if (stringOption(values, 'shutdown-timeout') !== undefined)
+    next.shutdownTimeoutSeconds = positiveOption(
+      values,
+      'shutdown-timeout',
+      CONFIG_DEFAULTS.shutdownTimeoutSeconds,
     );
   if (stringOption(values, 'max-scans') !== undefined)
     next.maxScans = intOption(values, 'max-scans', 1, 1, 1e9);

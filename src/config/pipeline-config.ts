@@ -25,6 +25,8 @@ export interface PipelineConfig {
   output: { zarr: string };
   alerts: { sinks: SinkConfig[]; rules: AlertRules };
   maxScans?: number;
+  /** After SIGTERM/SIGINT, how long in-flight slices may take to finish and outputs to flush. */
+  shutdownTimeoutSeconds: number;
 }
 
 export const CONFIG_DEFAULTS = Object.freeze({
@@ -38,6 +40,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
   maxDelayMs: 10,
   overlap: 32,
   maxSlicesInFlight: 4,
+  shutdownTimeoutSeconds: 30,
 });
 
 /** Read and validate a pipeline file; every error names the key path, what was wrong and what is allowed. */
@@ -109,7 +112,7 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
   };
 
   const root = obj(doc, '(top level)');
-  known(root, '', ['source', 'model', 'inference', 'output', 'alerts', 'maxScans']);
+  known(root, '', ['source', 'model', 'inference', 'output', 'alerts', 'maxScans', 'shutdownTimeoutSeconds']);
   const source = obj(root.source, 'source');
   known(source, 'source', ['folder']);
   if (source.folder === undefined) fail('source', 'needs `folder:` with the scanner output path');
@@ -210,6 +213,13 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
     },
     output: { zarr: str(output.zarr, 'output.zarr') },
     alerts: { sinks, rules: resolveAlertRules(rulesRaw as Partial<AlertRules>) },
+    shutdownTimeoutSeconds: num(
+      root.shutdownTimeoutSeconds,
+      'shutdownTimeoutSeconds',
+      CONFIG_DEFAULTS.shutdownTimeoutSeconds,
+      1,
+      3600,
+    ),
     ...(root.maxScans !== undefined && { maxScans: num(root.maxScans, 'maxScans', 0, 1, 1e9, true) }),
   };
 }

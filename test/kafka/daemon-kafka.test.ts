@@ -162,9 +162,9 @@ t.test('the CLI end to end: simulate --kafka, run --source/--alerts kafka://, al
       '--group',
       randomTopic('group'),
     ],
-    { timeoutMs: 240_000 },
+    { timeoutMs: 150_000 },
   );
-  t.equal(run.code, 0, run.stderr);
+  t.equal(run.code, 0, `${run.stderr}\n${run.stdout}`);
   t.match(run.stdout, new RegExp(`reading ${slicesTopic.replace(/\./g, '\\.')} on .* as group`));
   t.match(run.stdout, /scan cli-cell: 32 slices/);
   const alertCount = Number(
@@ -185,7 +185,7 @@ t.test('the CLI end to end: simulate --kafka, run --source/--alerts kafka://, al
       '--max',
       String(alertCount + 1),
     ],
-    { timeoutMs: 60_000 },
+    { timeoutMs: 40_000 },
   );
   t.equal(follow.code, 0, follow.stderr);
   const alerts = follow.stdout
