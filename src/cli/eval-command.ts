@@ -64,7 +64,7 @@ export async function evalCommand(args: readonly string[], ctx: CommandContext):
         { option: '--seed' },
       );
   }
-  const model = await loadModel(name, { modelsDir, provider, threads });
+  const model = await loadModel(name, { modelsDir, provider, threads, thread: 'inline' });
   try {
     const started = performance.now();
     const scores = await evaluateModel(model, {

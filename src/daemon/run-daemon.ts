@@ -364,11 +364,14 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         ),
         tilePatches({ patch, overlap }),
         microBatch({ maxBatch: o.inference?.maxBatch ?? 16, maxDelayMs: o.inference?.maxDelayMs ?? 10 }),
-        inferBatches(model, ({ batch, ms }) => {
-          stats.batches++;
-          stats.patches += batch;
-          stats.inferenceMs += ms;
-          stats.batchSizes.push(batch);
+        inferBatches(model, {
+          maxBatch: o.inference?.maxBatch ?? 16,
+          onBatch: ({ batch, ms }) => {
+            stats.batches++;
+            stats.patches += batch;
+            stats.inferenceMs += ms;
+            stats.batchSizes.push(batch);
+          },
         }),
         stitchSlices({ patch, overlap }),
         thresholdMask(model.threshold),

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { ModelError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Normalization } from '../operators/normalize-slice.ts';
 import { MODELS_DIR, type ModelCard, type OnnxModelCard, readModelCard } from './model-card.ts';
-import { openOnnxSession, type Provider } from './open-onnx-session.ts';
+import { type OnnxRunner, openOnnxRunner } from './onnx-runner.ts';
+import type { Provider } from './open-onnx-session.ts';
 
 /** What an alert says about the model that produced it. */
 export interface ModelIdentity {
@@ -37,6 +37,11 @@ export interface LoadModelOptions {
   provider?: Provider;
   threads?: number;
   log?: Logger;
+  /**
+   * Where each ONNX Runtime session runs: `worker` (default) keeps the caller's thread free while the
+   * model computes; `inline` runs it on the caller's thread (bare-inference measurements).
+   */
+  thread?: 'worker' | 'inline';
 }
 
 /** Load a shipped model by name (`tnet`, `unet`, `enet`), checking each ONNX file against its card. */
@@ -86,12 +91,12 @@ async function loadOnnx(
       `model ${card.name}: checksum mismatch for ${path}: the card says sha256 ${card.sha256}, the file is ${sha256} (corrupt or replaced file)`,
       { model: card.name, path },
     );
-  const opened = await openOnnxSession(bytes, { name: card.name, path }, options);
+  const runner = await openOnnxRunner(bytes, { name: card.name, path }, options);
   return new OnnxModel(
     card,
-    opened.session,
-    { name: card.name, version: card.version, sha256, provider: opened.provider },
-    opened.fallbackReason,
+    runner,
+    { name: card.name, version: card.version, sha256, provider: runner.provider },
+    runner.fallbackReason,
   );
 }
 
@@ -103,7 +108,7 @@ class OnnxModel implements SegmentationModel {
 
   constructor(
     readonly card: OnnxModelCard,
-    private readonly session: ort.InferenceSession,
+    private readonly runner: OnnxRunner,
     readonly identity: ModelIdentity,
     readonly fallbackReason: string | undefined,
   ) {
@@ -117,20 +122,16 @@ class OnnxModel implements SegmentationModel {
     const p = this.patchSize;
     if (patches.length < count * p * p)
       throw new RangeError(`${count} patches need ${count * p * p} values, got ${patches.length}`);
-    const input = new ort.Tensor('float32', patches.subarray(0, count * p * p), [count, 1, p, p]);
-    const result = await this.session.run({ [this.card.input]: input });
-    const output = result[this.card.output];
-    if (!output || !(output.data instanceof Float32Array))
-      throw new ModelError(`model ${this.card.name}: output "${this.card.output}" missing or not float32`, {
-        model: this.card.name,
-      });
-    return output.data;
+    return this.runner.run(patches.subarray(0, count * p * p), [count, 1, p, p], {
+      input: this.card.input,
+      output: this.card.output,
+    });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.session.release();
+    await this.runner.release();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

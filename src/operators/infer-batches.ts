@@ -1,4 +1,4 @@
-import { concatMap, from, map, mergeMap, type OperatorFunction } from 'rxjs';
+import { Observable, type OperatorFunction } from 'rxjs';
 import { isXctError, ModelError } from '../errors.ts';
 import type { SegmentationModel } from '../inference/load-model.ts';
 import type { NormalizedSlice, PatchJob, PatchResult } from './slice-types.ts';
@@ -8,44 +8,106 @@ export interface InferStats {
   ms: number;
 }
 
+export interface InferBatchesOptions {
+  /** Most patches per model call (batches that wait together are merged up to this). */
+  maxBatch?: number;
+  /** Per batch, its size and its time from hand-over to result (for metrics). */
+  onBatch?: (stats: InferStats) => void;
+}
+
 /**
- * Run each batch through the model, one batch at a time (the model already uses every core), and
- * hand back one result per patch. `onBatch` sees each batch's size and time, for metrics.
+ * Run batches through the model and hand back one result per patch, in order, like a dynamic
+ * batcher in front of a busy model: while the model computes, the batches that arrive wait together
+ * and go as one (up to `maxBatch`) the moment it is free; a full batch is handed over even while the
+ * model is busy, so it never idles while this thread stitches or writes. The slice gate upstream
+ * bounds how many patches wait.
  */
 export function inferBatches<S extends NormalizedSlice>(
   model: SegmentationModel,
-  onBatch?: (stats: InferStats) => void,
+  options: InferBatchesOptions = {},
 ): OperatorFunction<PatchJob<S>[], PatchResult<S>> {
   const area = model.patchSize * model.patchSize;
-  return (source) =>
-    source.pipe(
-      concatMap((jobs) => {
-        const input = new Float32Array(jobs.length * area);
-        jobs.forEach((job, k) => {
-          input.set(job.data, k * area);
-        });
-        const started = performance.now();
-        return from(
-          model.predict(input, jobs.length).catch((cause: unknown) => {
-            if (isXctError(cause)) throw cause;
-            const first = jobs[0]?.slice;
-            throw new ModelError(
-              `inference failed for a batch of ${jobs.length} patches${first ? ` (scan ${first.scanId}, slice ${first.z})` : ''}`,
-              {
-                model: model.identity.name,
-                stage: 'infer',
-                ...(first && { scanId: first.scanId, slice: first.z }),
-              },
-              { cause },
-            );
-          }),
-        ).pipe(
-          map((probs) => {
-            onBatch?.({ batch: jobs.length, ms: performance.now() - started });
-            return jobs.map((job, k) => ({ job, probs: probs.subarray(k * area, (k + 1) * area) }));
-          }),
+  const maxBatch = options.maxBatch ?? 16;
+  const run = (jobs: PatchJob<S>[]) => {
+    const input = new Float32Array(jobs.length * area);
+    jobs.forEach((job, k) => {
+      input.set(job.data, k * area);
+    });
+    const started = performance.now();
+    return model.predict(input, jobs.length).then(
+      (probs) => {
+        options.onBatch?.({ batch: jobs.length, ms: performance.now() - started });
+        return jobs.map((job, k) => ({ job, probs: probs.subarray(k * area, (k + 1) * area) }));
+      },
+      (cause: unknown) => {
+        if (isXctError(cause)) throw cause;
+        const first = jobs[0]?.slice;
+        throw new ModelError(
+          `inference failed for a batch of ${jobs.length} patches${first ? ` (scan ${first.scanId}, slice ${first.z})` : ''}`,
+          {
+            model: model.identity.name,
+            stage: 'infer',
+            ...(first && { scanId: first.scanId, slice: first.z }),
+          },
+          { cause },
         );
-      }),
-      mergeMap((results) => results),
+      },
     );
+  };
+  return (source) =>
+    new Observable<PatchResult<S>>((subscriber) => {
+      const waiting: PatchJob<S>[] = [];
+      /** Batches handed to the model, oldest first: results go out in this order. */
+      const running: { done: boolean; results?: PatchResult<S>[] }[] = [];
+      let upstreamDone = false;
+      let failed = false;
+
+      const emitReady = () => {
+        while (running[0]?.done) {
+          const head = running.shift();
+          for (const r of head?.results ?? []) subscriber.next(r);
+        }
+      };
+      const pump = () => {
+        // Idle model: whatever waits goes now. Busy model: only a full batch queues behind it.
+        while (
+          !failed &&
+          waiting.length > 0 &&
+          (running.length === 0 || (running.length === 1 && waiting.length >= maxBatch))
+        ) {
+          const jobs = waiting.splice(0, maxBatch);
+          const entry: { done: boolean; results?: PatchResult<S>[] } = { done: false };
+          running.push(entry);
+          run(jobs).then(
+            (results) => {
+              entry.done = true;
+              entry.results = results;
+              emitReady();
+              pump();
+              if (upstreamDone && running.length === 0 && waiting.length === 0) subscriber.complete();
+            },
+            (err: unknown) => {
+              failed = true;
+              subscriber.error(err);
+            },
+          );
+        }
+      };
+      const upstream = source.subscribe({
+        next: (batch) => {
+          waiting.push(...batch);
+          pump();
+        },
+        error: (err: unknown) => subscriber.error(err),
+        complete: () => {
+          upstreamDone = true;
+          if (running.length === 0 && waiting.length === 0) subscriber.complete();
+        },
+      });
+      return () => {
+        failed = true;
+        upstream.unsubscribe();
+        waiting.length = 0;
+      };
+    });
 }
