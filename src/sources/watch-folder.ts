@@ -814,6 +814,11 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
       }
       if (closed) return;
       watcher = watch(rootDir, {
+        // chokidar 5 orphans a directory's fs.watch handle when close() lands while it is adding
+        // that directory (paulmillr/chokidar#1482): ours would keep a stopped daemon's process
+        // alive for ever. Its handles therefore do not hold the process; `keepAlive` does, and
+        // teardown always clears it.
+        persistent: false,
         depth: 1,
         followSymlinks: o.followSymlinks,
         usePolling: o.usePolling,
@@ -843,12 +848,15 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
         );
     };
 
+    // What keeps the process running while the folder is watched (chokidar's handles do not).
+    const keepAlive = setInterval(() => undefined, 1 << 30);
     begin().catch((err: unknown) => {
       if (!closed) subscriber.error(err);
     });
 
     return () => {
       closed = true;
+      clearInterval(keepAlive);
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
       scans.clear();

@@ -616,12 +616,8 @@ for (const usePolling of [false, true]) {
     await rec.until('scan-start', (e) => e.length > 0);
     putSlice(join(root, 'scan'), 0); // its stability check is under way when we unsubscribe
     await sleep(60);
-    const during = handles();
-    t.ok(
-      (during['FSEventWrap'] ?? 0) + (during['StatWatcher'] ?? 0) >
-        (before['FSEventWrap'] ?? 0) + (before['StatWatcher'] ?? 0),
-      'watching',
-    );
+    // chokidar's own handles do not hold the process (see watchFolder); the source's keep-alive does.
+    t.ok(handles()['Timeout'], 'watching holds the process open');
     rec.stop();
     const count = rec.events.length;
     mkdirSync(join(root, 'later'));
