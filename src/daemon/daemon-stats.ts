@@ -6,6 +6,10 @@ export class DaemonStats {
   slicesOut = 0;
   slicesFailed = 0;
   slicesMissing = 0;
+  /** Slices an earlier run had finished (durable in the scan's store): skipped on resume. */
+  slicesResumed = 0;
+  /** Alerts not sent again because the scan's journal says they were already emitted. */
+  alertsSuppressed = 0;
   patches = 0;
   batches = 0;
   inferenceMs = 0;

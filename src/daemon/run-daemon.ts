@@ -5,6 +5,7 @@ import type { AlertRules } from '../alerts/alert-rules.ts';
 import type { DendriteAlert } from '../alerts/dendrite-alert.ts';
 import { DendriteMonitor } from '../alerts/dendrite-monitor.ts';
 import type { DecodedImage } from '../codecs/decode-tiff.ts';
+import { dtypeOf } from '../codecs/dtype.ts';
 import { readSliceFile } from '../codecs/read-slice-file.ts';
 import { DecodeError, describeError, isXctError, OutputError, type XctError } from '../errors.ts';
 import type { SegmentationModel } from '../inference/load-model.ts';
@@ -18,9 +19,20 @@ import { stitchSlices } from '../operators/stitch-slices.ts';
 import { thresholdMask } from '../operators/threshold-mask.ts';
 import { tilePatches } from '../operators/tile-patches.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
-import { createZarrScanWriter, type ZarrScanWriter } from '../sinks/zarr-scan-writer.ts';
+import {
+  createZarrScanWriter,
+  dequantizeProbability,
+  readZarrScanProgress,
+  readZarrScanSlice,
+  storedProbability,
+  type ZarrScanWriter,
+} from '../sinks/zarr-scan-writer.ts';
 import type { ScanMeta, SourceEvent } from '../sources/source-event.ts';
+import { AlertJournal } from './alert-journal.ts';
 import { DaemonStats } from './daemon-stats.ts';
+
+/** Inside each scan's store: the ids of the alerts already emitted (see AlertJournal). */
+export const ALERT_JOURNAL_FILE = 'xct-sentinel-alerts.journal';
 
 export interface DaemonOptions {
   source: Observable<SourceEvent>;
@@ -78,6 +90,13 @@ interface ScanState {
   height?: number;
   writer?: ZarrScanWriter;
   monitor?: DendriteMonitor;
+  /** The last slice the monitor has seen: it takes slices in ascending z only. */
+  monitorZ: number;
+  /** Settles once what an earlier run left of this scan (store, journal) has been taken up. */
+  resumed?: Promise<void>;
+  /** Slices an earlier run finished: durable in the store, their alerts emitted. */
+  durable: Set<number>;
+  journal?: AlertJournal;
   /** Serializes this scan's output work. */
   chain: Promise<void>;
 }
@@ -148,6 +167,8 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           ended: false,
           finished: false,
           failed: undefined,
+          monitorZ: -1,
+          durable: new Set(),
           chain: Promise.resolve(),
         };
         scans.set(scanId, s);
@@ -227,6 +248,11 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
 
     const emit = async (s: ScanState, alerts: DendriteAlert[]) => {
       for (const alert of alerts) {
+        if (s.journal?.has(alert.alertId)) {
+          stats.alertsSuppressed++;
+          log.debug({ scanId: s.scanId, alertId: alert.alertId }, 'alert already emitted before a restart');
+          continue;
+        }
         for (const sink of o.sinks) {
           try {
             await sink.write(alert);
@@ -239,7 +265,55 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           }
         }
         if (alert.kind === 'dendrite') stats.alerts[alert.severity]++;
+        try {
+          s.journal ??= await AlertJournal.open(journalPath(s));
+          await s.journal.record(alert.alertId);
+        } catch (err) {
+          stats.error('journal');
+          log.error({ scanId: s.scanId, alertId: alert.alertId, err }, describeError(err));
+        }
       }
+    };
+
+    const journalPath = (s: ScanState) => join(o.out, `${s.scanId}.ome.zarr`, ALERT_JOURNAL_FILE);
+
+    /**
+     * Take up what an earlier run left of this scan: the slices its store holds are not processed
+     * again; they are read back, in z order, into the tracker, so it stands where it stood; alerts
+     * they raise that the journal lacks (lost in a crash) are emitted now, the others are not.
+     */
+    const resumeScan = async (s: ScanState): Promise<void> => {
+      const zarrPath = join(o.out, `${s.scanId}.ome.zarr`);
+      s.journal = await AlertJournal.open(journalPath(s));
+      const progress = await readZarrScanProgress(zarrPath);
+      // Another scan's store under this name: the writer refuses it, with the reason, later.
+      if (!progress || progress.scanId !== s.scanId || progress.slicesWritten.length === 0) return;
+      const zs = [...progress.slicesWritten].sort((a, b) => a - b);
+      for (const z of zs) {
+        const stored = await readZarrScanSlice(zarrPath, z);
+        s.width ??= stored.width;
+        s.height ??= stored.height;
+        const slice: MaskedSlice = {
+          scanId: s.scanId,
+          z,
+          readyAt: Date.now(),
+          width: stored.width,
+          height: stored.height,
+          dtype: dtypeOf(stored.image),
+          data: stored.image,
+          normalized: normalizeSlice(stored.image, model.normalization),
+          prob: dequantizeProbability(stored.prob),
+          patches: 0,
+          mask: stored.mask,
+        };
+        s.monitorZ = z;
+        await emit(s, monitorFor(s, zarrPath).addSlice(slice, Math.max(s.acquired, z + 1)));
+        s.durable.add(z);
+      }
+      log.info(
+        { scanId: s.scanId, slices: zs.length, alerts: s.journal.size },
+        `scan ${s.scanId}: resuming after ${zs.length} slice(s) finished by an earlier run (${s.journal.size} alert(s) already emitted)`,
+      );
     };
 
     const decode = async (ref: Ref): Promise<NormalizedSlice | undefined> => {
@@ -248,7 +322,20 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         s.skipped++;
         return undefined;
       }
+      if (s.resumed) await s.resumed;
       if (s.failed) return undefined;
+      if (s.durable.has(ref.z)) {
+        s.processed++;
+        stats.slicesResumed++;
+        o.onSliceDone?.({
+          scanId: ref.scanId,
+          z: ref.z,
+          readyAt: ref.readyAt,
+          at: Date.now(),
+          ...(ref.path !== undefined && { path: ref.path }),
+        });
+        return undefined;
+      }
       let image: DecodedImage | undefined = ref.image;
       for (let attempt = 1; image === undefined; attempt++) {
         try {
@@ -326,8 +413,18 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           );
           return;
         }
-        const alerts = monitorFor(s, zarrPath).addSlice(slice, s.acquired);
-        await emit(s, alerts);
+        if (slice.z > s.monitorZ) {
+          s.monitorZ = slice.z;
+          // The tracker sees the probability as the store keeps it, so a scan rebuilt from its store
+          // after a restart tracks exactly what an uninterrupted run would have.
+          const tracked = { ...slice, prob: storedProbability(slice.prob) };
+          await emit(s, monitorFor(s, zarrPath).addSlice(tracked, s.acquired));
+        } else {
+          log.warn(
+            { scanId: s.scanId, slice: slice.z },
+            `slice ${slice.z} of ${s.scanId} came after slice ${s.monitorZ}: its mask is written, the tracker skips it`,
+          );
+        }
         s.processed++;
         stats.slicesOut++;
         const at = Date.now();
@@ -418,6 +515,11 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
                 `slice ${event.z} arrived after scan ${event.scanId} ended; ignored`,
               );
               break;
+            }
+            if (!s.resumed) {
+              const scan = s;
+              scan.resumed = resumeScan(scan).catch((err: unknown) => failScan(scan, err, 'resume'));
+              scan.chain = scan.chain.then(() => scan.resumed);
             }
             s.acquired = Math.max(s.acquired, event.z + 1);
             s.pending++;

@@ -80,7 +80,15 @@ export async function createKafkaAlertSink(options: KafkaAlertSinkOptions): Prom
     );
   }
 
-  const send = async (target: string, scanId: string, value: Buffer, what: string): Promise<void> => {
+  // One send at a time, whatever the number of scans: KafkaJS's idempotent producer numbers its
+  // batches per partition, and concurrent sends can race for the same sequence numbers.
+  let tail: Promise<unknown> = Promise.resolve();
+  const send = (target: string, scanId: string, value: Buffer, what: string): Promise<void> => {
+    const sent = tail.then(() => sendNow(target, scanId, value, what));
+    tail = sent.catch(() => undefined);
+    return sent;
+  };
+  const sendNow = async (target: string, scanId: string, value: Buffer, what: string): Promise<void> => {
     try {
       await producer.send({ topic: target, acks: -1, messages: [{ key: scanId, value }] });
     } catch (cause) {

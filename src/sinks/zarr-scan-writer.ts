@@ -171,6 +171,61 @@ export async function readZarrScanProgress(root: string): Promise<ZarrScanProgre
   return { scanId: record['scanId'], slicesWritten: slices, complete: record['complete'] === true };
 }
 
+/** One durable slice read back from a store: what the daemon needs to rebuild its state on resume. */
+export interface StoredScanSlice {
+  width: number;
+  height: number;
+  image: TypedArray;
+  mask: Uint8Array;
+  /** Dendrite probability as stored: uint8, probability × 255. */
+  prob: Uint8Array;
+}
+
+/** Read slice z of the store at `root` (image, mask, quantized probability). */
+export async function readZarrScanSlice(root: string, z: number): Promise<StoredScanSlice> {
+  registerNodeGzipCodec();
+  const store = new FileSystemStore(root);
+  const at = zarr.root(store);
+  try {
+    const [image, mask, prob] = await Promise.all(
+      [PATHS.image, PATHS.mask, PATHS.prob].map(async (path) => {
+        const array = await zarr.open(at.resolve(path), { kind: 'array' });
+        const chunk = await zarr.get(array, [z, null, null]);
+        return chunk as unknown as { data: TypedArray; shape: number[] };
+      }),
+    );
+    const [height, width] = (mask as { shape: number[] }).shape as [number, number];
+    return {
+      width,
+      height,
+      image: (image as { data: TypedArray }).data,
+      mask: (mask as { data: Uint8Array }).data,
+      prob: (prob as { data: Uint8Array }).data,
+    };
+  } catch (cause) {
+    throw new OutputError(
+      `cannot read slice ${z} back from ${root}`,
+      { path: root, slice: z, stage: STAGE },
+      { cause },
+    );
+  }
+}
+
+/**
+ * The probability the store keeps for `prob` (rounded to 1/255), as a float: what the daemon tracks,
+ * so a scan rebuilt from its store after a restart tracks exactly what an uninterrupted run did.
+ */
+export function storedProbability(prob: Float32Array): Float32Array {
+  return dequantizeProbability(quantizeProbability(prob));
+}
+
+/** The float probability of a stored uint8 one. */
+export function dequantizeProbability(q: Uint8Array): Float32Array {
+  const out = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) out[i] = q[i]! / 255;
+  return out;
+}
+
 class ScanWriter implements ZarrScanWriter {
   readonly #s: Settings;
   readonly #store: DurableFileStore;
