@@ -7,7 +7,8 @@ import {
   type PipelineConfig,
   validatePipelineConfig,
 } from '../config/pipeline-config.ts';
-import { quantile } from '../daemon/daemon-stats.ts';
+import { DaemonStats, quantile } from '../daemon/daemon-stats.ts';
+import { startMetricsServer } from '../daemon/metrics-server.ts';
 import { type CompletedScan, runDaemon } from '../daemon/run-daemon.ts';
 import { OutputError, UsageError } from '../errors.ts';
 import { loadModel } from '../inference/load-model.ts';
@@ -29,7 +30,7 @@ export const RUN_HELP = `Usage:
   xct-sentinel run --watch DIR --out DIR [--model tnet|unet|enet] [--alerts FILE]
                    [--provider cpu|cuda|tensorrt|webgpu] [--threads N] [--max-scans N]
                    [--idle-timeout SECONDS] [--batch N] [--overlap N] [--log-level LEVEL]
-                   [--shutdown-timeout SECONDS]
+                   [--shutdown-timeout SECONDS] [--metrics-port N]
   xct-sentinel run --source kafka://HOST:PORT[/TOPIC] --out DIR [--group ID] [flags above]
   xct-sentinel run PIPELINE.yaml [flags above override the file]
 
@@ -41,6 +42,8 @@ raises dendrite alerts while the scan is still running.
                   publish alerts as Avro to a Kafka topic (default ${DEFAULT_ALERT_TOPIC}), key = scan id,
                   and scan-completed events to xct.scan-events; TLS/SASL from XCT_KAFKA_* variables
   --max-scans N   exit 0 once N scans have completed and every output is flushed
+  --metrics-port N
+                  serve /metrics (Prometheus), /healthz and /readyz on 127.0.0.1:N (0: any free port)
   --shutdown-timeout SECONDS
                   on SIGTERM/SIGINT, finish the slices in flight and flush for at most this long
                   (default ${CONFIG_DEFAULTS.shutdownTimeoutSeconds}), then exit; a second signal exits at once
@@ -64,6 +67,7 @@ const SPEC = {
   overlap: { type: 'string' },
   'log-level': { type: 'string' },
   'shutdown-timeout': { type: 'string' },
+  'metrics-port': { type: 'string' },
   'models-dir': { type: 'string' },
   source: { type: 'string' },
   group: { type: 'string' },
@@ -136,11 +140,25 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       { cause },
     );
   }
+  const stats = new DaemonStats();
+  let ready = false;
+  const metrics = config.metrics
+    ? await startMetricsServer({
+        stats,
+        port: config.metrics.port,
+        host: config.metrics.host,
+        ready: () => ready && !ctx.signal.aborted,
+      })
+    : undefined;
+  if (metrics) log.info({ url: metrics.url }, `metrics on ${metrics.url}/metrics`);
   const model = await loadModel(config.model.name, {
     provider: config.model.provider,
     threads: config.model.threads,
     log,
     ...(config.model.modelsDir !== undefined && { modelsDir: config.model.modelsDir }),
+  }).catch(async (err: unknown) => {
+    await metrics?.close();
+    throw err;
   });
   const sinks: AlertSink[] = [];
   let sourceClose: (() => Promise<void>) | undefined;
@@ -189,7 +207,9 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       `${kafkaSlices ? `reading ${kafkaSlices.topic} on ${kafkaSlices.brokers.join(',')} as group ${groupId}` : `watching ${f.path}`} with model ${model.identity.name} ${model.identity.version} on ${model.identity.provider}${model.fallbackReason ? ` (fallback: ${model.fallbackReason})` : ''}; masks to ${config.output.zarr}\n`,
     );
     const completed: CompletedScan[] = [];
-    const stats = await runDaemon({
+    ready = true;
+    await runDaemon({
+      stats,
       source,
       ...(sliceSource && { onSliceDone: (slice) => sliceSource.sliceDone(slice) }),
       out: config.output.zarr,
@@ -219,6 +239,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
     await sourceClose?.();
     await Promise.all(sinks.map((s) => s.close()));
     await model.close();
+    await metrics?.close();
   }
 }
 
@@ -242,6 +263,11 @@ function applyFlags(c: PipelineConfig, values: Parameters<typeof stringOption>[0
       'idle-timeout',
       CONFIG_DEFAULTS.idleTimeoutSeconds,
     );
+  if (stringOption(values, 'metrics-port') !== undefined)
+    next.metrics = {
+      port: intOption(values, 'metrics-port', 0, 0, 65535),
+      host: next.metrics?.host ?? '127.0.0.1',
+    };
   if (stringOption(values, 'shutdown-timeout') !== undefined)
     next.shutdownTimeoutSeconds = positiveOption(
       values,

@@ -27,6 +27,8 @@ export interface PipelineConfig {
   maxScans?: number;
   /** After SIGTERM/SIGINT, how long in-flight slices may take to finish and outputs to flush. */
   shutdownTimeoutSeconds: number;
+  /** `/metrics`, `/healthz`, `/readyz` over HTTP, when a port is given. */
+  metrics?: { port: number; host: string };
 }
 
 export const CONFIG_DEFAULTS = Object.freeze({
@@ -112,7 +114,18 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
   };
 
   const root = obj(doc, '(top level)');
-  known(root, '', ['source', 'model', 'inference', 'output', 'alerts', 'maxScans', 'shutdownTimeoutSeconds']);
+  known(root, '', [
+    'source',
+    'model',
+    'inference',
+    'output',
+    'alerts',
+    'maxScans',
+    'shutdownTimeoutSeconds',
+    'metrics',
+  ]);
+  const metrics = obj(root.metrics, 'metrics');
+  known(metrics, 'metrics', ['port', 'host']);
   const source = obj(root.source, 'source');
   known(source, 'source', ['folder']);
   if (source.folder === undefined) fail('source', 'needs `folder:` with the scanner output path');
@@ -220,6 +233,12 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
       1,
       3600,
     ),
+    ...(root.metrics !== undefined && {
+      metrics: {
+        port: num(metrics.port, 'metrics.port', 0, 0, 65535, true),
+        host: str(metrics.host, 'metrics.host', '127.0.0.1'),
+      },
+    }),
     ...(root.maxScans !== undefined && { maxScans: num(root.maxScans, 'maxScans', 0, 1, 1e9, true) }),
   };
 }

@@ -1,5 +1,22 @@
 import type { Severity } from '../alerts/dendrite-alert.ts';
 
+/** A Prometheus-style cumulative histogram: counts per upper bound, plus sum and count. */
+export class Histogram {
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = bounds.map(() => 0);
+  }
+
+  observe(value: number): void {
+    this.sum += value;
+    this.count++;
+    for (let i = 0; i < this.bounds.length; i++) if (value <= (this.bounds[i] as number)) this.counts[i]!++;
+  }
+}
+
 /** Counters and samples the daemon keeps as it runs: for summaries, the benchmark and metrics. */
 export class DaemonStats {
   slicesIn = 0;
@@ -18,6 +35,12 @@ export class DaemonStats {
   readonly latenciesMs: number[] = [];
   readonly alerts: Record<Severity, number> = { info: 0, warning: 0, critical: 0 };
   readonly errorsByStage = new Map<string, number>();
+  /** Seconds per model call (hand-over to result). */
+  readonly inferenceSeconds = new Histogram([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+  /** Seconds from a slice complete at the source to its mask written and alerts emitted. */
+  readonly latencySeconds = new Histogram([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
+  /** Patches per model call. */
+  readonly batchSize = new Histogram([1, 2, 4, 8, 16, 32, 64, 128]);
   scansStarted = 0;
   scansCompleted = 0;
   /** Slices waiting at the gate or in flight, right now. */

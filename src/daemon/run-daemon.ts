@@ -429,6 +429,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         stats.slicesOut++;
         const at = Date.now();
         stats.latenciesMs.push(at - slice.readyAt);
+        stats.latencySeconds.observe((at - slice.readyAt) / 1000);
         if (stats.latenciesMs.length > 100_000) stats.latenciesMs.splice(0, 50_000);
         o.onSliceDone?.({
           scanId: slice.scanId,
@@ -468,6 +469,9 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
             stats.patches += batch;
             stats.inferenceMs += ms;
             stats.batchSizes.push(batch);
+            if (stats.batchSizes.length > 100_000) stats.batchSizes.splice(0, 50_000);
+            stats.batchSize.observe(batch);
+            stats.inferenceSeconds.observe(ms / 1000);
           },
         }),
         stitchSlices({ patch, overlap }),

@@ -1,0 +1,139 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { OutputError } from '../errors.ts';
+import type { DaemonStats, Histogram } from './daemon-stats.ts';
+
+export interface MetricsServerOptions {
+  stats: DaemonStats;
+  /** 0 picks a free port. */
+  port: number;
+  /** Default 127.0.0.1: metrics are not for the whole network unless the operator says so. */
+  host?: string;
+  /** Whether the daemon takes work now (model loaded, source open); `/readyz` answers 503 until then. */
+  ready: () => boolean;
+}
+
+export interface MetricsServer {
+  /** `http://host:port` the server listens on. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Serve `/healthz`, `/readyz` and `/metrics` (Prometheus text format 0.0.4) for a running daemon. */
+export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const host = options.host ?? '127.0.0.1';
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      const ready = options.ready();
+      res
+        .writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(ready ? 'ready\n' : 'starting\n');
+    } else if (path === '/metrics') {
+      res
+        .writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+        .end(renderMetrics(options.stats));
+    } else {
+      res
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end('not found: try /metrics, /healthz or /readyz\n');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (cause) =>
+      reject(
+        new OutputError(
+          `cannot serve metrics on ${host}:${options.port}: ${(cause as NodeJS.ErrnoException).code ?? cause}`,
+          { option: '--metrics-port' },
+          { cause },
+        ),
+      ),
+    );
+    server.listen(options.port, host, resolve);
+  });
+  const address = server.address() as AddressInfo;
+  return {
+    url: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** The daemon's counters in Prometheus text exposition format. */
+export function renderMetrics(stats: DaemonStats): string {
+  const lines: string[] = [];
+  const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`);
+  };
+  const counter = (name: string, help: string, value: number) => metric(name, 'counter', help, [['', value]]);
+  const gauge = (name: string, help: string, value: number) => metric(name, 'gauge', help, [['', value]]);
+  const histogram = (name: string, help: string, h: Histogram) => {
+    const samples: [string, number][] = h.bounds.map((b, i) => [`_bucket{le="${b}"}`, h.counts[i] as number]);
+    samples.push(['_bucket{le="+Inf"}', h.count], ['_sum', h.sum], ['_count', h.count]);
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+    for (const [suffix, value] of samples) lines.push(`${name}${suffix} ${value}`);
+  };
+  counter('xct_slices_in_total', 'Slices the sources reported complete.', stats.slicesIn);
+  counter('xct_slices_out_total', 'Slices whose mask is written and alerts emitted.', stats.slicesOut);
+  counter(
+    'xct_slices_failed_total',
+    'Slices that could not be processed (reported, skipped).',
+    stats.slicesFailed,
+  );
+  counter('xct_slices_missing_total', 'Slices a scan lacked (gaps, never written).', stats.slicesMissing);
+  counter(
+    'xct_slices_resumed_total',
+    'Slices an earlier run had finished, skipped on resume.',
+    stats.slicesResumed,
+  );
+  counter(
+    'xct_slices_dropped_total',
+    'Slices dropped under load: always 0, backpressure slows the source instead.',
+    0,
+  );
+  counter('xct_patches_total', 'Patches run through the model.', stats.patches);
+  counter('xct_batches_total', 'Model calls.', stats.batches);
+  counter('xct_scans_started_total', 'Scans seen.', stats.scansStarted);
+  counter(
+    'xct_scans_completed_total',
+    'Scans completed (outputs flushed, summary emitted).',
+    stats.scansCompleted,
+  );
+  gauge('xct_slices_queued', 'Slices waiting at the gate for a place in the pipeline.', stats.queued);
+  gauge('xct_slices_in_flight', 'Slices being decoded, inferred, stitched or written.', stats.inFlight);
+  metric(
+    'xct_alerts_total',
+    'counter',
+    'Dendrite alerts emitted, by severity.',
+    (['info', 'warning', 'critical'] as const).map((s) => [`{severity="${s}"}`, stats.alerts[s]]),
+  );
+  counter(
+    'xct_alerts_suppressed_total',
+    'Alerts not sent again after a restart: the journal says they were.',
+    stats.alertsSuppressed,
+  );
+  metric(
+    'xct_errors_total',
+    'counter',
+    'Errors by pipeline stage.',
+    [...stats.errorsByStage].map(([stage, n]) => [`{stage="${stage.replace(/["\\\n]/g, '_')}"}`, n]),
+  );
+  histogram('xct_batch_size', 'Patches per model call.', stats.batchSize);
+  histogram('xct_inference_seconds', 'Time per model call, hand-over to result.', stats.inferenceSeconds);
+  histogram(
+    'xct_slice_latency_seconds',
+    'From a slice complete at the source to its mask written and its alerts emitted.',
+    stats.latencySeconds,
+  );
+  return `${lines.join('\n')}\n`;
+}
