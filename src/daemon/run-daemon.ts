@@ -4,6 +4,7 @@ import { catchError, concatMap, EMPTY, from, map, type Observable, Subject, type
 import type { AlertRules } from '../alerts/alert-rules.ts';
 import type { DendriteAlert } from '../alerts/dendrite-alert.ts';
 import { DendriteMonitor } from '../alerts/dendrite-monitor.ts';
+import type { ScanEvent } from '../codecs/avro-scan-event.ts';
 import type { DecodedImage } from '../codecs/decode-tiff.ts';
 import { dtypeOf } from '../codecs/dtype.ts';
 import { readSliceFile } from '../codecs/read-slice-file.ts';
@@ -56,6 +57,8 @@ export interface DaemonOptions {
   signal?: AbortSignal;
   log?: Logger;
   stats?: DaemonStats;
+  /** A `progress` scan event every this many slices (default 16); `started` comes with the first. */
+  progressEvery?: number;
   /** Called when a scan's outputs are complete. */
   onScanComplete?: (scan: CompletedScan) => void;
   /** Called when a slice's mask is durable and its alerts emitted (for latency measurements). */
@@ -97,6 +100,10 @@ interface ScanState {
   /** Slices an earlier run finished: durable in the store, their alerts emitted. */
   durable: Set<number>;
   journal?: AlertJournal;
+  /** Why the source ended the scan (done-marker, expected-count, idle-timeout…). */
+  endReason?: string;
+  /** Whether the scan's `started` event has gone out (or an earlier run sent it). */
+  announced: boolean;
   /** Serializes this scan's output work. */
   chain: Promise<void>;
 }
@@ -119,6 +126,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
   const scans = new Map<string, ScanState>();
   const retryAttempts = o.decodeRetry?.attempts ?? 6;
   const retryDelayMs = o.decodeRetry?.delayMs ?? 250;
+  const progressEvery = o.progressEvery ?? 16;
   const refs$ = new Subject<Ref>();
   const done$ = new Subject<void>();
 
@@ -169,6 +177,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           failed: undefined,
           monitorZ: -1,
           durable: new Set(),
+          announced: false,
           chain: Promise.resolve(),
         };
         scans.set(scanId, s);
@@ -214,7 +223,10 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           missingSlices: [...s.missing].sort((a, b) => a - b),
           acquired: s.acquired,
         });
+        // A scan an earlier run completed has announced it already.
+        const announced = s.journal?.has(summary.alertId) === true;
         await emit(s, [summary]);
+        if (!announced) await scanEvent(s, 'completed', { reason: s.endReason ?? null, summary });
         stats.scansCompleted++;
         log.info(
           { scanId: s.scanId, slices: s.processed, missing: s.missing.length },
@@ -275,6 +287,39 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       }
     };
 
+    /** A `started` or `progress` event to the sinks that publish scan events. */
+    const scanEvent = async (
+      s: ScanState,
+      kind: ScanEvent['kind'],
+      end?: { reason: string | null; summary: DendriteAlert },
+    ) => {
+      const expected = s.meta.expectedSlices ?? null;
+      const event: ScanEvent = {
+        scanId: s.scanId,
+        kind,
+        at: Date.now(),
+        acquiredSlices: s.acquired,
+        expectedSlices: expected,
+        sampleId: s.meta.sampleId ?? null,
+        voxelSizeUm: s.meta.voxelSizeUm ?? null,
+        scanProgress: expected ? Math.min(1, s.acquired / expected) : null,
+        width: s.width ?? null,
+        height: s.height ?? null,
+        endReason: end?.reason ?? null,
+        summary: end?.summary.summary ?? null,
+        summaryAlertId: end?.summary.alertId ?? null,
+      };
+      for (const sink of o.sinks) {
+        if (!sink.writeScanEvent) continue;
+        try {
+          await sink.writeScanEvent(event);
+        } catch (err) {
+          stats.error('sink');
+          log.error({ scanId: s.scanId, kind, err }, `scan event failed: ${describeError(err)}`);
+        }
+      }
+    };
+
     const journalPath = (s: ScanState) => join(o.out, `${s.scanId}.ome.zarr`, ALERT_JOURNAL_FILE);
 
     /**
@@ -288,6 +333,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       const progress = await readZarrScanProgress(zarrPath);
       // Another scan's store under this name: the writer refuses it, with the reason, later.
       if (!progress || progress.scanId !== s.scanId || progress.slicesWritten.length === 0) return;
+      s.announced = true;
       const zs = [...progress.slicesWritten].sort((a, b) => a - b);
       for (const z of zs) {
         const stored = await readZarrScanSlice(zarrPath, z);
@@ -413,6 +459,10 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           );
           return;
         }
+        if (!s.announced) {
+          s.announced = true;
+          await scanEvent(s, 'started');
+        }
         if (slice.z > s.monitorZ) {
           s.monitorZ = slice.z;
           // The tracker sees the probability as the store keeps it, so a scan rebuilt from its store
@@ -427,6 +477,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         }
         s.processed++;
         stats.slicesOut++;
+        if (s.processed % progressEvery === 0) await scanEvent(s, 'progress');
         const at = Date.now();
         stats.latenciesMs.push(at - slice.readyAt);
         stats.latencySeconds.observe((at - slice.readyAt) / 1000);
@@ -551,6 +602,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           case 'scan-end': {
             const s = scanFor(event.scanId);
             s.ended = true;
+            s.endReason = event.reason;
             log.info(
               { scanId: event.scanId, reason: event.reason },
               `scan ${event.scanId} ended (${event.reason})`,

@@ -22,7 +22,7 @@ export const DEFAULT_SCAN_EVENT_TOPIC = 'xct.scan-events';
 export interface KafkaAlertSinkOptions {
   brokers: string[];
   topic?: string;
-  /** Where a scan's `completed` event goes when its scan-summary alert is written. */
+  /** Where scan events (started, progress, completed) go. */
   scanEventsTopic?: string;
   log: Logger;
   security?: KafkaSecurity;
@@ -45,8 +45,8 @@ export interface KafkaAlertSink extends AlertSink, AsyncDisposable {
 /**
  * Alerts as Avro on a Kafka topic, key = scanId so one scan's alerts stay in order on one partition.
  * The producer is idempotent (one request in flight, acks from all in-sync replicas), so its own
- * retries never duplicate a message; `write` resolves only once the broker acknowledged it. A
- * scan-summary alert is followed by the scan's `completed` event on `scanEventsTopic`.
+ * retries never duplicate a message; `write` resolves only once the broker acknowledged it. Scan
+ * events (started, progress, completed: the daemon sends them) go to `scanEventsTopic`.
  */
 export async function createKafkaAlertSink(options: KafkaAlertSinkOptions): Promise<KafkaAlertSink> {
   const topic = options.topic ?? DEFAULT_ALERT_TOPIC;
@@ -105,9 +105,6 @@ export async function createKafkaAlertSink(options: KafkaAlertSinkOptions): Prom
     async write(alert: DendriteAlert) {
       if (closing) throw new OutputError('Kafka alert sink is closed', { topic, scanId: alert.scanId });
       await send(topic, alert.scanId, encodeAlert(alert, options.encoding?.alert), `alert ${alert.alertId}`);
-      if (alert.kind === 'scan-summary' && alert.summary) {
-        await sink.writeScanEvent(completedEvent(alert));
-      }
     },
     async writeScanEvent(event: ScanEvent) {
       if (closing) throw new OutputError('Kafka alert sink is closed', { topic: scanEventsTopic });
@@ -128,25 +125,4 @@ export async function createKafkaAlertSink(options: KafkaAlertSinkOptions): Prom
     },
   };
   return sink;
-}
-
-/** The `completed` scan event a scan-summary alert implies (what the alert does not say stays null). */
-function completedEvent(alert: DendriteAlert): ScanEvent {
-  const summary = alert.summary;
-  return {
-    scanId: alert.scanId,
-    kind: 'completed',
-    at: alert.raisedAt,
-    acquiredSlices: summary ? summary.slices + summary.missingSlices.length : 0,
-    expectedSlices: null,
-    sampleId: null,
-    voxelSizeUm: null,
-    scanProgress: alert.scanProgress,
-    // A summary's evidence region spans the whole volume: its stops are the slice size.
-    width: alert.zarr.region.x[1],
-    height: alert.zarr.region.y[1],
-    endReason: null,
-    summary,
-    summaryAlertId: alert.alertId,
-  };
 }

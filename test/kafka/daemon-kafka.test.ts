@@ -108,6 +108,28 @@ t.test('simulated scan on Kafka → daemon → Avro alerts on the alert topic', 
   const ids = records.map((r) => r.alertId);
   t.equal(new Set(ids).size, ids.length, 'no alert id twice');
 
+  // Scan lifecycle on the scan-event topic: started, progress every 16 slices, completed.
+  const events = (
+    await readTopic({ brokers: kafka.brokers, topic: 'xct.scan-events', count: 4, settleMs: 1000 })
+  ).map((m) => decodePlain(plainType('scan-event'), m.value));
+  t.same(
+    events.map((e) => e.kind),
+    ['started', 'progress', 'progress', 'completed'],
+    'started, progress, completed, in order',
+  );
+  const acquired = events.map((e) => Number(e.acquiredSlices));
+  t.same(
+    acquired,
+    [...acquired].sort((a, b) => a - b),
+    `slices received so far, never decreasing (${acquired.join(', ')})`,
+  );
+  t.equal(acquired.at(-1), SCAN.slices);
+  t.same(
+    events.map((e) => [e.scanId, e.expectedSlices]),
+    events.map(() => ['kafka-cell-1', SCAN.slices]),
+    'each names its scan and the expected count',
+  );
+
   // The whole scan is finished, so the group has committed past every slice.
   const committed = await committedOffsets(kafka.brokers, groupId, slicesTopic);
   let total = 0;

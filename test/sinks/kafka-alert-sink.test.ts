@@ -41,15 +41,33 @@ t.test('alerts land on the topic as Avro any consumer decodes from the .avsc alo
     t.same(record, { ...alert, kind: alert.kind === 'scan-summary' ? 'scan_summary' : alert.kind });
   }
 
+  const summary = summaryAlert('cell-A');
+  await sink.writeScanEvent({
+    scanId: 'cell-A',
+    kind: 'completed',
+    at: summary.raisedAt,
+    acquiredSlices: 320,
+    expectedSlices: 320,
+    sampleId: 'Li|PEO|Li-7',
+    voxelSizeUm: 0.65,
+    scanProgress: 1,
+    width: 480,
+    height: 512,
+    endReason: 'done-marker',
+    summary: summary.summary,
+    summaryAlertId: summary.alertId,
+  });
   const events = await readTopic({ brokers: kafka.brokers, topic: scanEventsTopic, count: 1 });
-  t.equal(events.length, 1, 'one completed event for the one scan-summary');
+  t.equal(events.length, 1, 'the scan event, on its own topic');
   const event = decodePlain(plainType('scan-event'), events[0]?.value ?? null);
-  t.equal(events[0]?.key?.toString(), 'cell-A');
+  t.equal(events[0]?.key?.toString(), 'cell-A', 'key = scanId');
   t.match(event, {
     scanId: 'cell-A',
     kind: 'completed',
     acquiredSlices: 320,
-    summaryAlertId: summaryAlert('cell-A').alertId,
+    expectedSlices: 320,
+    endReason: 'done-marker',
+    summaryAlertId: summary.alertId,
     width: 480,
     height: 512,
     summary: { dendriteCount: 3, missingSlices: [57, 203] },
