@@ -3,6 +3,7 @@ import type { Observable } from 'rxjs';
 import { DEFAULT_ALERT_RULES } from '../alerts/alert-rules.ts';
 import {
   CONFIG_DEFAULTS,
+  KAFKA_DEFAULTS,
   loadPipelineConfig,
   type PipelineConfig,
   validatePipelineConfig,
@@ -14,7 +15,7 @@ import { OutputError, UsageError } from '../errors.ts';
 import { loadModel } from '../inference/load-model.ts';
 import { PROVIDERS } from '../inference/open-onnx-session.ts';
 import { kafkaSecurityFromEnv } from '../kafka/kafka-client.ts';
-import { type KafkaEndpoint, parseKafkaUrl } from '../kafka/parse-kafka-url.ts';
+import { parseKafkaUrl } from '../kafka/parse-kafka-url.ts';
 import { createLogger } from '../log.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
 import { formatAlert } from '../sinks/format-alert.ts';
@@ -82,12 +83,22 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
     return 0;
   }
   const file = positionals[0];
+  // URLs are checked before anything loads: a typo or a missing password fails in milliseconds.
+  const sourceFlag = stringOption(values, 'source');
+  if (sourceFlag !== undefined && !sourceFlag.startsWith('kafka://'))
+    throw new UsageError(
+      `--source ${sourceFlag}: expected kafka://HOST:PORT[/TOPIC] (use --watch DIR for a folder)`,
+      {
+        option: '--source',
+      },
+    );
+  if (sourceFlag !== undefined && stringOption(values, 'watch') !== undefined)
+    throw new UsageError('--source and --watch cannot be combined; give one', { option: '--source' });
   let config: PipelineConfig;
   if (file !== undefined) {
     config = await loadPipelineConfig(file);
   } else {
-    const kafkaSourceFlag = stringOption(values, 'source')?.startsWith('kafka://');
-    if (stringOption(values, 'watch') === undefined && !kafkaSourceFlag)
+    if (stringOption(values, 'watch') === undefined && sourceFlag === undefined)
       throw new UsageError('run needs --watch DIR or --source kafka://HOST:PORT (or a pipeline file)', {
         option: '--watch',
       });
@@ -95,8 +106,8 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       throw new UsageError('run needs --out DIR for the OME-Zarr masks', { option: '--out' });
     config = validatePipelineConfig(
       {
-        // The pipeline file has no Kafka source yet: with --source the folder is never watched.
-        source: { folder: { path: stringOption(values, 'watch') ?? '.' } },
+        // Replaced by --watch or --source below.
+        source: { folder: { path: '.' } },
         output: { zarr: stringOption(values, 'out') },
       },
       'command line',
@@ -104,29 +115,12 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
   }
   config = applyFlags(config, values);
   ctx.shutdownTimeoutMs = config.shutdownTimeoutSeconds * 1000;
-  // Checked before the model loads: a typo in a URL or a missing password fails in milliseconds.
-  const alertsFlag = stringOption(values, 'alerts');
-  let kafkaAlerts: (KafkaEndpoint & { security: ReturnType<typeof kafkaSecurityFromEnv> }) | undefined;
-  if (alertsFlag?.startsWith('kafka://')) {
-    const endpoint = parseKafkaUrl(alertsFlag, { option: '--alerts', defaultTopic: DEFAULT_ALERT_TOPIC });
-    kafkaAlerts = { ...endpoint, security: kafkaSecurityFromEnv(process.env, endpoint) };
-  }
-  const sourceFlag = stringOption(values, 'source');
-  let kafkaSlices: (KafkaEndpoint & { security: ReturnType<typeof kafkaSecurityFromEnv> }) | undefined;
-  if (sourceFlag !== undefined) {
-    if (!sourceFlag.startsWith('kafka://'))
-      throw new UsageError(
-        `--source ${sourceFlag}: expected kafka://HOST:PORT[/TOPIC] (use --watch DIR for a folder)`,
-        {
-          option: '--source',
-        },
-      );
-    if (stringOption(values, 'watch') !== undefined)
-      throw new UsageError('--source and --watch cannot be combined; give one', { option: '--source' });
-    const endpoint = parseKafkaUrl(sourceFlag, { option: '--source', defaultTopic: DEFAULT_SLICE_TOPIC });
-    kafkaSlices = { ...endpoint, security: kafkaSecurityFromEnv(process.env, endpoint) };
-  }
-  const groupId = stringOption(values, 'group') ?? DEFAULT_SLICE_GROUP;
+  const kafkaSlices = config.source.kafka && {
+    ...config.source.kafka,
+    security: kafkaSecurityFromEnv(process.env, config.source.kafka),
+  };
+  const groupId = config.source.kafka?.group ?? KAFKA_DEFAULTS.group;
+  for (const s of config.alerts.sinks) if (s.type === 'kafka') kafkaSecurityFromEnv(process.env, s);
 
   const log = createLogger({
     level: stringOption(values, 'log-level') ?? process.env.XCT_LOG_LEVEL ?? 'info',
@@ -167,16 +161,19 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       (s) => s.type === 'stdout' && (s.format === 'json' || (s.format === 'auto' && !process.stdout.isTTY)),
     );
     for (const s of config.alerts.sinks) {
+      if (s.type === 'kafka') continue;
       if (s.type === 'jsonl') sinks.push(await createJsonlAlertSink(s.path));
       else if (stdoutIsJson) sinks.push(streamSink(ctx.stdout, (a) => `${JSON.stringify(a)}\n`));
       else sinks.push(streamSink(ctx.stdout, (a) => formatAlert(a, process.stdout.isTTY === true)));
     }
-    if (kafkaAlerts) {
+    for (const s of config.alerts.sinks) {
+      if (s.type !== 'kafka') continue;
       sinks.push(
         await createKafkaAlertSink({
-          brokers: kafkaAlerts.brokers,
-          topic: kafkaAlerts.topic,
-          security: kafkaAlerts.security,
+          brokers: s.brokers,
+          topic: s.topic,
+          scanEventsTopic: s.scanEventsTopic,
+          security: kafkaSecurityFromEnv(process.env, s),
           log,
         }),
       );
@@ -196,15 +193,17 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       : undefined;
     const source: Observable<SourceEvent> =
       sliceSource?.events ??
-      watchFolder(f.path, {
-        idleTimeoutMs: f.idleTimeoutSeconds * 1000,
-        missingSliceTimeoutMs: f.missingSliceTimeoutSeconds * 1000,
-        stabilityMs: f.stabilityMs,
-        followSymlinks: f.followSymlinks,
+      watchFolder(f?.path ?? '.', {
+        ...(f && {
+          idleTimeoutMs: f.idleTimeoutSeconds * 1000,
+          missingSliceTimeoutMs: f.missingSliceTimeoutSeconds * 1000,
+          stabilityMs: f.stabilityMs,
+          followSymlinks: f.followSymlinks,
+        }),
       });
     sourceClose = sliceSource?.close;
     say(
-      `${kafkaSlices ? `reading ${kafkaSlices.topic} on ${kafkaSlices.brokers.join(',')} as group ${groupId}` : `watching ${f.path}`} with model ${model.identity.name} ${model.identity.version} on ${model.identity.provider}${model.fallbackReason ? ` (fallback: ${model.fallbackReason})` : ''}; masks to ${config.output.zarr}\n`,
+      `${kafkaSlices ? `reading ${kafkaSlices.topic} on ${kafkaSlices.brokers.join(',')} as group ${groupId}` : `watching ${f?.path}`} with model ${model.identity.name} ${model.identity.version} on ${model.identity.provider}${model.fallbackReason ? ` (fallback: ${model.fallbackReason})` : ''}; masks to ${config.output.zarr}\n`,
     );
     const completed: CompletedScan[] = [];
     ready = true;
@@ -249,7 +248,26 @@ function applyFlags(c: PipelineConfig, values: Parameters<typeof stringOption>[0
   const alerts = stringOption(values, 'alerts');
   const modelsDir = stringOption(values, 'models-dir');
   const next: PipelineConfig = structuredClone(c);
-  if (watch !== undefined) next.source.folder.path = watch;
+  if (watch !== undefined)
+    next.source = {
+      folder: {
+        ...(next.source.folder ??
+          validatePipelineConfig({ source: { folder: { path: watch } }, output: { zarr: '.' } }).source
+            .folder!),
+        path: watch,
+      },
+    };
+  const source = stringOption(values, 'source');
+  if (source !== undefined) {
+    const endpoint = parseKafkaUrl(source, { option: '--source', defaultTopic: KAFKA_DEFAULTS.sliceTopic });
+    next.source = { kafka: { ...endpoint, group: next.source.kafka?.group ?? KAFKA_DEFAULTS.group } };
+  }
+  const group = stringOption(values, 'group');
+  if (group !== undefined) {
+    if (!next.source.kafka)
+      throw new UsageError('--group applies to a Kafka source (--source kafka://…)', { option: '--group' });
+    next.source.kafka.group = group;
+  }
   if (out !== undefined) next.output.zarr = out;
   if (stringOption(values, 'model') !== undefined) next.model.name = stringOption(values, 'model') as string;
   if (modelsDir !== undefined) next.model.modelsDir = modelsDir;
@@ -257,7 +275,7 @@ function applyFlags(c: PipelineConfig, values: Parameters<typeof stringOption>[0
   next.model.threads = intOption(values, 'threads', next.model.threads, 0, 1024);
   next.inference.maxBatch = intOption(values, 'batch', next.inference.maxBatch, 1, 1024);
   next.inference.overlap = intOption(values, 'overlap', next.inference.overlap, 0, 96);
-  if (stringOption(values, 'idle-timeout') !== undefined)
+  if (stringOption(values, 'idle-timeout') !== undefined && next.source.folder)
     next.source.folder.idleTimeoutSeconds = positiveOption(
       values,
       'idle-timeout',
@@ -281,7 +299,13 @@ function applyFlags(c: PipelineConfig, values: Parameters<typeof stringOption>[0
       alerts === '-'
         ? [{ type: 'stdout', format: 'auto' }]
         : alerts.startsWith('kafka://')
-          ? [] // the Kafka sink replaces the file/stdout sinks; runCommand creates it
+          ? [
+              {
+                type: 'kafka',
+                ...parseKafkaUrl(alerts, { option: '--alerts', defaultTopic: KAFKA_DEFAULTS.alertTopic }),
+                scanEventsTopic: KAFKA_DEFAULTS.scanEventsTopic,
+              },
+            ]
           : [{ type: 'jsonl', path: alerts }];
   next.alerts.rules ??= { ...DEFAULT_ALERT_RULES };
   return next;

@@ -3,23 +3,42 @@ import { parse as parseYaml } from 'yaml';
 import { type AlertRules, DEFAULT_ALERT_RULES, resolveAlertRules } from '../alerts/alert-rules.ts';
 import { ConfigError } from '../errors.ts';
 import { PROVIDERS, type Provider } from '../inference/open-onnx-session.ts';
+import { isTopicName, SASL_MECHANISMS, type SaslMechanism } from '../kafka/parse-kafka-url.ts';
+
+/** Defaults for Kafka topics and the consumer group (schemas/README.md). */
+export const KAFKA_DEFAULTS = Object.freeze({
+  sliceTopic: 'xct.slices',
+  group: 'xct-sentinel',
+  alertTopic: 'xct.dendrite-alerts',
+  scanEventsTopic: 'xct.scan-events',
+});
+
+/** A Kafka cluster and topic; credentials come from XCT_KAFKA_* variables, never the file. */
+export interface KafkaTopicConfig {
+  brokers: string[];
+  topic: string;
+  tls?: boolean;
+  sasl?: SaslMechanism;
+}
 
 /** Where alerts go. */
 export type SinkConfig =
   | { type: 'jsonl'; path: string }
-  | { type: 'stdout'; format: 'auto' | 'json' | 'text' };
+  | { type: 'stdout'; format: 'auto' | 'json' | 'text' }
+  | ({ type: 'kafka'; scanEventsTopic: string } & KafkaTopicConfig);
+
+export interface FolderSourceConfig {
+  path: string;
+  idleTimeoutSeconds: number;
+  missingSliceTimeoutSeconds: number;
+  stabilityMs: number;
+  followSymlinks: boolean;
+}
 
 /** A whole pipeline, as `pipelines/*.yaml` spells it, every default filled in. */
 export interface PipelineConfig {
-  source: {
-    folder: {
-      path: string;
-      idleTimeoutSeconds: number;
-      missingSliceTimeoutSeconds: number;
-      stabilityMs: number;
-      followSymlinks: boolean;
-    };
-  };
+  /** Exactly one of the two. */
+  source: { folder?: FolderSourceConfig; kafka?: KafkaTopicConfig & { group: string } };
   model: { name: string; provider: Provider; threads: number; modelsDir?: string };
   inference: { maxBatch: number; maxDelayMs: number; overlap: number; maxSlicesInFlight: number };
   output: { zarr: string };
@@ -113,6 +132,37 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
     return v;
   };
 
+  const topicName = (v: unknown, key: string, fallback: string): string => {
+    const name = str(v, key, fallback);
+    if (!isTopicName(name))
+      fail(key, `"${name}" is not a Kafka topic name (1–249 of a-z A-Z 0-9 . _ -, not "." or "..")`);
+    return name;
+  };
+  const kafkaTopic = (k: Obj, key: string, defaultTopic: string): KafkaTopicConfig => {
+    const brokers = k.brokers;
+    if (!Array.isArray(brokers) || brokers.length === 0)
+      fail(`${key}.brokers`, 'must be a list of HOST:PORT, e.g. [localhost:9092]');
+    const list = (brokers as unknown[]).map((b, i) => {
+      const at = `${key}.brokers[${i}]`;
+      if (typeof b !== 'string') return fail(at, `must be HOST:PORT, got ${JSON.stringify(b)}`);
+      const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+)(?::(\d+))?$/.exec(b.trim());
+      if (!m) return fail(at, `"${b}" is not HOST:PORT`);
+      if (m[2] === undefined) return fail(at, `"${b}" has no port; use HOST:PORT, e.g. ${b}:9092`);
+      const port = Number(m[2]);
+      if (!(port >= 1 && port <= 65535)) return fail(at, `"${b}": port ${port} is not from 1 to 65535`);
+      return b.trim();
+    });
+    const sasl = k.sasl === undefined ? undefined : str(k.sasl, `${key}.sasl`);
+    if (sasl !== undefined && !(SASL_MECHANISMS as readonly string[]).includes(sasl))
+      fail(`${key}.sasl`, `"${sasl}" is not one of ${SASL_MECHANISMS.join(', ')}`);
+    return {
+      brokers: list,
+      topic: topicName(k.topic, `${key}.topic`, defaultTopic),
+      ...(k.tls !== undefined && { tls: bool(k.tls, `${key}.tls`, false) }),
+      ...(sasl !== undefined && { sasl: sasl as SaslMechanism }),
+    };
+  };
+
   const root = obj(doc, '(top level)');
   known(root, '', [
     'source',
@@ -127,8 +177,12 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
   const metrics = obj(root.metrics, 'metrics');
   known(metrics, 'metrics', ['port', 'host']);
   const source = obj(root.source, 'source');
-  known(source, 'source', ['folder']);
-  if (source.folder === undefined) fail('source', 'needs `folder:` with the scanner output path');
+  known(source, 'source', ['folder', 'kafka']);
+  if ((source.folder === undefined) === (source.kafka === undefined))
+    fail(
+      'source',
+      'needs exactly one of `folder:` (the scanner output path) or `kafka:` (brokers and topic of the slices)',
+    );
   const folder = obj(source.folder, 'source.folder');
   known(folder, 'source.folder', [
     'path',
@@ -156,8 +210,21 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
     const s = obj(raw, key);
     const kinds = Object.keys(s);
     if (kinds.length !== 1)
-      fail(key, `must have exactly one of jsonl, stdout; got ${kinds.join(', ') || 'none'}`);
+      fail(key, `must have exactly one of jsonl, stdout, kafka; got ${kinds.join(', ') || 'none'}`);
     if ('jsonl' in s) return { type: 'jsonl', path: str(s.jsonl, `${key}.jsonl`) };
+    if ('kafka' in s) {
+      const k = obj(s.kafka, `${key}.kafka`);
+      known(k, `${key}.kafka`, ['brokers', 'topic', 'scanEventsTopic', 'tls', 'sasl']);
+      return {
+        type: 'kafka',
+        ...kafkaTopic(k, `${key}.kafka`, KAFKA_DEFAULTS.alertTopic),
+        scanEventsTopic: topicName(
+          k.scanEventsTopic,
+          `${key}.kafka.scanEventsTopic`,
+          KAFKA_DEFAULTS.scanEventsTopic,
+        ),
+      };
+    }
     if ('stdout' in s) {
       const o = obj(s.stdout, `${key}.stdout`);
       known(o, `${key}.stdout`, ['format']);
@@ -166,10 +233,7 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
         fail(`${key}.stdout.format`, `"${format}" is not one of auto, json, text`);
       return { type: 'stdout', format: format as 'auto' | 'json' | 'text' };
     }
-    return fail(
-      `${key}.${kinds[0]}`,
-      'unknown sink; allowed: jsonl, stdout (kafka comes with the Kafka sink)',
-    );
+    return fail(`${key}.${kinds[0]}`, 'unknown sink; allowed: jsonl, stdout, kafka');
   });
   const rulesRaw = obj(alerts.rules, 'alerts.rules');
   known(rulesRaw, 'alerts.rules', Object.keys(DEFAULT_ALERT_RULES));
@@ -178,32 +242,44 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
 
   return {
     source: {
-      folder: {
-        path: str(folder.path, 'source.folder.path'),
-        idleTimeoutSeconds: num(
-          folder.idleTimeoutSeconds,
-          'source.folder.idleTimeoutSeconds',
-          CONFIG_DEFAULTS.idleTimeoutSeconds,
-          0.1,
-          86400,
-        ),
-        missingSliceTimeoutSeconds: num(
-          folder.missingSliceTimeoutSeconds,
-          'source.folder.missingSliceTimeoutSeconds',
-          CONFIG_DEFAULTS.missingSliceTimeoutSeconds,
-          0.01,
-          86400,
-        ),
-        stabilityMs: num(
-          folder.stabilityMs,
-          'source.folder.stabilityMs',
-          CONFIG_DEFAULTS.stabilityMs,
-          1,
-          60000,
-          true,
-        ),
-        followSymlinks: bool(folder.followSymlinks, 'source.folder.followSymlinks', false),
-      },
+      ...(source.folder !== undefined && {
+        folder: {
+          path: str(folder.path, 'source.folder.path'),
+          idleTimeoutSeconds: num(
+            folder.idleTimeoutSeconds,
+            'source.folder.idleTimeoutSeconds',
+            CONFIG_DEFAULTS.idleTimeoutSeconds,
+            0.1,
+            86400,
+          ),
+          missingSliceTimeoutSeconds: num(
+            folder.missingSliceTimeoutSeconds,
+            'source.folder.missingSliceTimeoutSeconds',
+            CONFIG_DEFAULTS.missingSliceTimeoutSeconds,
+            0.01,
+            86400,
+          ),
+          stabilityMs: num(
+            folder.stabilityMs,
+            'source.folder.stabilityMs',
+            CONFIG_DEFAULTS.stabilityMs,
+            1,
+            60000,
+            true,
+          ),
+          followSymlinks: bool(folder.followSymlinks, 'source.folder.followSymlinks', false),
+        },
+      }),
+      ...(source.kafka !== undefined && {
+        kafka: (() => {
+          const k = obj(source.kafka, 'source.kafka');
+          known(k, 'source.kafka', ['brokers', 'topic', 'group', 'tls', 'sasl']);
+          return {
+            ...kafkaTopic(k, 'source.kafka', KAFKA_DEFAULTS.sliceTopic),
+            group: str(k.group, 'source.kafka.group', KAFKA_DEFAULTS.group),
+          };
+        })(),
+      }),
     },
     model: {
       name: str(model.name, 'model.name', CONFIG_DEFAULTS.model),

@@ -6,10 +6,10 @@ import { loadPipelineConfig, validatePipelineConfig } from '../../src/config/pip
 t.test('every shipped pipeline file validates', async (t) => {
   const dir = new URL('../../pipelines/', import.meta.url).pathname;
   const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml'));
-  t.ok(files.length > 0);
+  t.ok(files.length >= 4, 'folder → JSONL, folder → Kafka, Kafka → Kafka, replay');
   for (const f of files) {
     const c = await loadPipelineConfig(join(dir, f));
-    t.ok(c.source.folder.path && c.output.zarr, `${f} parses`);
+    t.ok((c.source.folder?.path ?? c.source.kafka?.brokers[0]) && c.output.zarr, `${f} parses`);
   }
 });
 
@@ -44,12 +44,58 @@ t.test('errors name the key path, what was wrong and what is allowed', async (t)
       /alerts\.rules\.minVolts: unknown key; allowed here: minVoxels/,
     ],
     [{ ...base, sourc: {} }, /sourc: unknown key/],
-    [{ output: { zarr: '/o' } }, /source: needs `folder:`/],
+    [{ output: { zarr: '/o' } }, /source: needs exactly one of `folder:`/],
+    [
+      { source: { kafka: { brokers: ['localhost'] } }, output: { zarr: '/o' } },
+      /source\.kafka\.brokers\[0\]: "localhost" has no port; use HOST:PORT, e.g\. localhost:9092/,
+    ],
+    [
+      { ...base, alerts: { sinks: [{ kafka: { brokers: ['k1:9092', 'k2:99999'] } }] } },
+      /alerts\.sinks\[0\]\.kafka\.brokers\[1\]: "k2:99999": port 99999 is not from 1 to 65535/,
+    ],
+    [
+      { ...base, alerts: { sinks: [{ kafka: { brokers: ['k:9092'], topic: 'a b' } }] } },
+      /alerts\.sinks\[0\]\.kafka\.topic: "a b" is not a Kafka topic name/,
+    ],
+    [
+      { source: { kafka: { brokers: ['k:9092'], sasl: 'kerberos' } }, output: { zarr: '/o' } },
+      /source\.kafka\.sasl: "kerberos" is not one of plain, scram-sha-256, scram-sha-512/,
+    ],
+    [
+      { source: { kafka: { brokers: 'k:9092' } }, output: { zarr: '/o' } },
+      /source\.kafka\.brokers: must be a list of HOST:PORT/,
+    ],
+    [
+      { source: { folder: { path: '/in' }, kafka: { brokers: ['k:9092'] } }, output: { zarr: '/o' } },
+      /source: needs exactly one of/,
+    ],
+    [{ ...base, metrics: { port: 70000 } }, /metrics\.port: 70000 is not allowed/],
     [{ source: { folder: {} }, output: { zarr: '/o' } }, /source\.folder\.path: must be a non-empty string/],
     [[1, 2], /must be a mapping/],
   ];
   for (const [doc, message] of cases)
     t.throws(() => validatePipelineConfig(doc, 'p.yaml'), { code: 'ERR_CONFIG', message }, String(message));
+});
+
+t.test('Kafka source and sink: defaults for topics and group', async (t) => {
+  const c = validatePipelineConfig({
+    source: { kafka: { brokers: ['k1:9092', '[::1]:9093'] } },
+    output: { zarr: '/o' },
+    alerts: { sinks: [{ kafka: { brokers: ['k1:9092'], tls: true, sasl: 'scram-sha-512' } }] },
+  });
+  t.same(c.source, {
+    kafka: { brokers: ['k1:9092', '[::1]:9093'], topic: 'xct.slices', group: 'xct-sentinel' },
+  });
+  t.same(c.alerts.sinks, [
+    {
+      type: 'kafka',
+      brokers: ['k1:9092'],
+      topic: 'xct.dendrite-alerts',
+      tls: true,
+      sasl: 'scram-sha-512',
+      scanEventsTopic: 'xct.scan-events',
+    },
+  ]);
 });
 
 t.test('a file that is not YAML or not there is named', async (t) => {
