@@ -13,6 +13,11 @@ t.test('every shipped pipeline file validates', async (t) => {
   }
 });
 
+t.test("the compose file's pipeline validates", async (t) => {
+  const c = await loadPipelineConfig(new URL('../../deploy/compose-pipeline.yaml', import.meta.url).pathname);
+  t.match(c, { source: { folder: { path: '/data/scanner' } }, metrics: { port: 9464 } });
+});
+
 t.test('defaults fill in', async (t) => {
   const c = validatePipelineConfig({ source: { folder: { path: '/in' } }, output: { zarr: '/out' } });
   t.match(c, {
