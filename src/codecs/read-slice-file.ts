@@ -2,7 +2,7 @@
  * Reads one slice file as the folder source hands it over: a TIFF (recognised by its magic bytes,
  * whatever its name) or a headerless `.raw` whose layout a JSON sidecar of the same base name gives.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { extname } from 'node:path';
 import { DecodeError } from '../errors.ts';
@@ -12,7 +12,11 @@ import { bytesPerSample, type Dtype, type TypedArray } from './dtype.ts';
 /** Options for `readSliceFile`. */
 export interface ReadSliceFileOptions {
   signal?: AbortSignal;
+  /** Files larger than this are refused unread (default 1 GiB: a 16384² float32 slice). */
+  maxBytes?: number;
 }
+
+export const MAX_SLICE_BYTES = 2 ** 30;
 
 /** What a `.raw` slice's sidecar says about it. */
 export interface RawSidecar {
@@ -49,6 +53,17 @@ const STAGE = 'decode';
 export async function readSliceFile(path: string, options: ReadSliceFileOptions = {}): Promise<DecodedImage> {
   const { signal } = options;
   signal?.throwIfAborted();
+  const maxBytes = options.maxBytes ?? MAX_SLICE_BYTES;
+  // Checked before reading: a runaway file (or a sparse one) must not be pulled into memory.
+  const size = await stat(path).then(
+    (s) => s.size,
+    () => undefined, // readBytes reports a file that cannot be read
+  );
+  if (size !== undefined && size > maxBytes)
+    throw new DecodeError(
+      `${path}: is ${gib(size)}; slices over ${gib(maxBytes)} are refused unread (a 16384×16384 float32 slice is 1.0 GiB)`,
+      { path, stage: STAGE },
+    );
   const bytes = await readBytes(path, signal);
   if (isTiff(bytes) || extname(path).toLowerCase() !== '.raw') {
     // Anything that is not a .raw goes to the TIFF decoder, whose errors say what the file is instead.
@@ -157,4 +172,8 @@ function swapBytes(bytes: Uint8Array, width: number): void {
       bytes[i + width - 1 - j] = a;
     }
   }
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 }

@@ -6,7 +6,7 @@ import type { DendriteAlert } from '../alerts/dendrite-alert.ts';
 import { DendriteMonitor } from '../alerts/dendrite-monitor.ts';
 import type { ScanEvent } from '../codecs/avro-scan-event.ts';
 import type { DecodedImage } from '../codecs/decode-tiff.ts';
-import { dtypeOf } from '../codecs/dtype.ts';
+import { type Dtype, dtypeOf } from '../codecs/dtype.ts';
 import { readSliceFile } from '../codecs/read-slice-file.ts';
 import { DecodeError, describeError, isXctError, OutputError, type XctError } from '../errors.ts';
 import type { SegmentationModel } from '../inference/load-model.ts';
@@ -31,6 +31,9 @@ import {
 import type { ScanMeta, SourceEvent } from '../sources/source-event.ts';
 import { AlertJournal } from './alert-journal.ts';
 import { DaemonStats } from './daemon-stats.ts';
+
+/** Slices narrower or shorter than this are refused: no detector writes them, a broken header does. */
+const MIN_SLICE_SIDE = 16;
 
 /** Inside each scan's store: the ids of the alerts already emitted (see AlertJournal). */
 export const ALERT_JOURNAL_FILE = 'xct-sentinel-alerts.journal';
@@ -91,6 +94,8 @@ interface ScanState {
   failed: string | undefined;
   width?: number;
   height?: number;
+  /** The pixel type of the scan's first slice: the store's image dtype. */
+  dtype?: Dtype;
   writer?: ZarrScanWriter;
   monitor?: DendriteMonitor;
   /** The last slice the monitor has seen: it takes slices in ascending z only. */
@@ -339,6 +344,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         const stored = await readZarrScanSlice(zarrPath, z);
         s.width ??= stored.width;
         s.height ??= stored.height;
+        s.dtype ??= dtypeOf(stored.image);
         const slice: MaskedSlice = {
           scanId: s.scanId,
           z,
@@ -399,9 +405,42 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           return undefined;
         }
       }
+      const where = ref.path ?? `slice ${ref.z} of ${ref.scanId}`;
+      const context = { path: ref.path, scanId: ref.scanId, slice: ref.z, stage: 'decode' };
+      if (image.width < MIN_SLICE_SIDE || image.height < MIN_SLICE_SIDE) {
+        report(
+          new DecodeError(
+            `${where}: ${image.width}×${image.height} is too small to be a reconstructed slice (at least ${MIN_SLICE_SIDE}×${MIN_SLICE_SIDE})`,
+            context,
+          ),
+          ref,
+          'decode',
+        );
+        return undefined;
+      }
+      if (s.dtype !== undefined && image.dtype !== s.dtype) {
+        report(
+          new DecodeError(`${where}: ${image.dtype} pixels differ from the scan's ${s.dtype}`, context),
+          ref,
+          'decode',
+        );
+        return undefined;
+      }
+      if (image.dtype === 'float32' || image.dtype === 'float64') {
+        let bad = 0;
+        for (let i = 0; i < image.data.length; i++) if (!Number.isFinite(image.data[i] as number)) bad++;
+        if (bad > 0) {
+          stats.error('decode');
+          log.warn(
+            { scanId: ref.scanId, slice: ref.z, path: ref.path, pixels: bad },
+            `${where}: ${bad} pixels are NaN or infinite; segmented with them at the background level`,
+          );
+        }
+      }
       if (s.width === undefined) {
         s.width = image.width;
         s.height = image.height;
+        s.dtype = image.dtype;
       } else if (image.width !== s.width || image.height !== s.height) {
         report(
           new DecodeError(
