@@ -33,8 +33,16 @@ function daemonArgs(watch: string, out: string, alerts: string): string[] {
   ];
 }
 
-/** Start the daemon; SIGKILL it once the scan's store records at least `afterSlices` finished slices. */
-async function killMidScan(args: string[], store: string, afterSlices: number): Promise<number> {
+/**
+ * Start the daemon; send `signal` once the scan's store records at least `afterSlices` finished
+ * slices. Resolves to the slices finished at that moment and the exit code.
+ */
+async function killMidScan(
+  args: string[],
+  store: string,
+  afterSlices: number,
+  signal: NodeJS.Signals = 'SIGKILL',
+): Promise<{ written: number; code: number | null }> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -42,15 +50,14 @@ async function killMidScan(args: string[], store: string, afterSlices: number): 
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d;
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const started = Date.now();
   for (;;) {
     const progress = await readZarrScanProgress(store).catch(() => undefined);
     const written = progress?.slicesWritten.length ?? 0;
     if (written >= afterSlices) {
-      child.kill('SIGKILL');
-      await exited;
-      return written;
+      child.kill(signal);
+      return { written, code: await exited };
     }
     if (child.exitCode !== null)
       throw new Error(`the daemon exited (${child.exitCode}) before the kill: ${stderr}`);
@@ -70,68 +77,73 @@ async function readAlerts(path: string): Promise<DendriteAlert[]> {
     .map((l) => JSON.parse(l) as DendriteAlert);
 }
 
-t.test('kill -9 mid-scan, restart: the same masks as an uninterrupted run, no alert twice', async (t) => {
-  const root = t.testdir({ full: {}, watch: {}, ref: {}, crashed: {} });
-  const full = join(root, 'full');
-  await runLiveScanner({ out: full, ...SCAN, rate: 1e6 });
-  const scanDir = join(full, SCAN.scanId);
+t.test(
+  'kill -9 and SIGTERM mid-scan, restarts: the same masks as an uninterrupted run, no alert twice',
+  async (t) => {
+    const root = t.testdir({ full: {}, watch: {}, ref: {}, crashed: {} });
+    const full = join(root, 'full');
+    await runLiveScanner({ out: full, ...SCAN, rate: 1e6 });
+    const scanDir = join(full, SCAN.scanId);
 
-  // The uninterrupted run, on the finished scan.
-  const ref = await runCli(daemonArgs(full, join(root, 'ref'), join(root, 'ref.jsonl')), {
-    timeoutMs: 120_000,
-  });
-  t.equal(ref.code, 0, ref.stderr);
-  const refAlerts = await readAlerts(join(root, 'ref.jsonl'));
-  t.ok(refAlerts.filter((a) => a.kind === 'dendrite').length > 0, 'the reference run raises alerts');
+    // The uninterrupted run, on the finished scan.
+    const ref = await runCli(daemonArgs(full, join(root, 'ref'), join(root, 'ref.jsonl')), {
+      timeoutMs: 120_000,
+    });
+    t.equal(ref.code, 0, ref.stderr);
+    const refAlerts = await readAlerts(join(root, 'ref.jsonl'));
+    t.ok(refAlerts.filter((a) => a.kind === 'dendrite').length > 0, 'the reference run raises alerts');
 
-  // The crashed run watches a folder the scanner is still writing: half the slices at first.
-  const watchDir = join(root, 'watch', SCAN.scanId);
-  await mkdir(watchDir);
-  const files = (await readdir(scanDir)).filter((f) => f.endsWith('.tif')).sort();
-  t.equal(files.length, SCAN.slices);
-  const copy = (names: string[]) =>
-    Promise.all(names.map((f) => copyFile(join(scanDir, f), join(watchDir, f))));
-  await copy(['scan.json', ...files.slice(0, 20)]);
-  const args = daemonArgs(join(root, 'watch'), join(root, 'crashed'), join(root, 'crashed.jsonl'));
-  const store = join(root, 'crashed', `${SCAN.scanId}.ome.zarr`);
+    // The crashed run watches a folder the scanner is still writing: half the slices at first.
+    const watchDir = join(root, 'watch', SCAN.scanId);
+    await mkdir(watchDir);
+    const files = (await readdir(scanDir)).filter((f) => f.endsWith('.tif')).sort();
+    t.equal(files.length, SCAN.slices);
+    const copy = (names: string[]) =>
+      Promise.all(names.map((f) => copyFile(join(scanDir, f), join(watchDir, f))));
+    await copy(['scan.json', ...files.slice(0, 20)]);
+    const args = daemonArgs(join(root, 'watch'), join(root, 'crashed'), join(root, 'crashed.jsonl'));
+    const store = join(root, 'crashed', `${SCAN.scanId}.ome.zarr`);
 
-  const first = await killMidScan(args, store, 4);
-  t.ok(first >= 4 && first < 20, `first kill after ${first} slices`);
-  // While it is down, the scanner finishes the scan.
-  await copy([...files.slice(20), 'scan.done']);
-  const second = await killMidScan(args, store, first + 9);
-  t.ok(second > first && second < SCAN.slices, `second kill after ${second} slices`);
-  const last = await runCli(args, { timeoutMs: 120_000 });
-  t.equal(last.code, 0, last.stderr);
-  t.match(last.stdout, new RegExp(`scan ${SCAN.scanId}: ${SCAN.slices} slices`));
+    const { written: first } = await killMidScan(args, store, 4);
+    t.ok(first >= 4 && first < 20, `kill -9 after ${first} slices`);
+    // While it is down, the scanner finishes the scan.
+    await copy([...files.slice(20), 'scan.done']);
+    const stopped = await killMidScan(args, store, first + 9, 'SIGTERM');
+    const second = stopped.written;
+    t.ok(second > first && second < SCAN.slices, `SIGTERM after ${second} slices`);
+    t.equal(stopped.code, 0, 'SIGTERM: finishes what is in flight and exits 0');
+    const last = await runCli(args, { timeoutMs: 120_000 });
+    t.equal(last.code, 0, last.stderr);
+    t.match(last.stdout, new RegExp(`scan ${SCAN.scanId}: ${SCAN.slices} slices`));
 
-  const progress = await readZarrScanProgress(store);
-  t.equal(progress?.complete, true, 'the store is complete');
-  t.equal(progress?.slicesWritten.length, SCAN.slices, 'no slice skipped');
-  let differing = 0;
-  for (let z = 0; z < SCAN.slices; z++) {
-    const [a, b] = await Promise.all([
-      readZarrScanSlice(join(root, 'ref', `${SCAN.scanId}.ome.zarr`), z),
-      readZarrScanSlice(store, z),
-    ]);
-    if (
-      !Buffer.from(a.mask.buffer).equals(Buffer.from(b.mask.buffer)) ||
-      !Buffer.from(a.prob.buffer).equals(Buffer.from(b.prob.buffer)) ||
-      !Buffer.from(a.image.buffer).equals(Buffer.from(b.image.buffer))
-    )
-      differing++;
-  }
-  t.equal(differing, 0, 'image, mask and probability equal the uninterrupted run, slice for slice');
+    const progress = await readZarrScanProgress(store);
+    t.equal(progress?.complete, true, 'the store is complete');
+    t.equal(progress?.slicesWritten.length, SCAN.slices, 'no slice skipped');
+    let differing = 0;
+    for (let z = 0; z < SCAN.slices; z++) {
+      const [a, b] = await Promise.all([
+        readZarrScanSlice(join(root, 'ref', `${SCAN.scanId}.ome.zarr`), z),
+        readZarrScanSlice(store, z),
+      ]);
+      if (
+        !Buffer.from(a.mask.buffer).equals(Buffer.from(b.mask.buffer)) ||
+        !Buffer.from(a.prob.buffer).equals(Buffer.from(b.prob.buffer)) ||
+        !Buffer.from(a.image.buffer).equals(Buffer.from(b.image.buffer))
+      )
+        differing++;
+    }
+    t.equal(differing, 0, 'image, mask and probability equal the uninterrupted run, slice for slice');
 
-  const alerts = await readAlerts(join(root, 'crashed.jsonl'));
-  const ids = alerts.map((a) => a.alertId);
-  t.equal(new Set(ids).size, ids.length, `no alert id twice (${ids.length} alerts over three runs)`);
-  t.same(
-    [...ids].sort(),
-    refAlerts.map((a) => a.alertId).sort(),
-    'the same alerts as the uninterrupted run, none lost',
-  );
-  const summary = alerts.find((a) => a.kind === 'scan-summary');
-  const refSummary = refAlerts.find((a) => a.kind === 'scan-summary');
-  t.same(summary?.summary, refSummary?.summary, 'the same scan summary');
-});
+    const alerts = await readAlerts(join(root, 'crashed.jsonl'));
+    const ids = alerts.map((a) => a.alertId);
+    t.equal(new Set(ids).size, ids.length, `no alert id twice (${ids.length} alerts over three runs)`);
+    t.same(
+      [...ids].sort(),
+      refAlerts.map((a) => a.alertId).sort(),
+      'the same alerts as the uninterrupted run, none lost',
+    );
+    const summary = alerts.find((a) => a.kind === 'scan-summary');
+    const refSummary = refAlerts.find((a) => a.kind === 'scan-summary');
+    t.same(summary?.summary, refSummary?.summary, 'the same scan summary');
+  },
+);
