@@ -89,6 +89,15 @@ if (name === 'enet') {
   if (!(maxAbsDiff <= 1e-4)) throw new Error(`${name}: parity check failed (max |diff| ${maxAbsDiff} > 1e-4)`);
 
   const index = JSON.parse(await readFile(join(values.data as string, 'index.json'), 'utf8')) as { seeds: number[]; count: number };
+  type Run = { epochsDone: number; wallTimeSeconds: number; hyperparameters: unknown; note?: string; previousRun?: Run };
+  const phases: { epochs: number; wallSeconds: number; hyperparameters: unknown; note?: string }[] = [];
+  for (let run: Run | undefined = train; run; run = run.previousRun)
+    phases.unshift({
+      epochs: run.epochsDone,
+      wallSeconds: run.wallTimeSeconds,
+      hyperparameters: run.hyperparameters,
+      ...(run.note !== undefined && { note: run.note }),
+    });
   card = {
     name,
     kind: 'onnx',
@@ -125,15 +134,10 @@ if (name === 'enet') {
       loss: 'binary cross-entropy',
       augmentation: "the paper's: 90° rotations, flips, 2% crops, shifts, zoom 0.8–1, ±5% brightness/contrast",
       hyperparameters: train.hyperparameters,
-      // A continued run (--init) reports its own epochs; the earlier run's come from previousRun.
-      epochs: train.epochsDone + (train.previousRun?.epochsDone ?? 0),
-      wallSeconds: train.wallTimeSeconds + (train.previousRun?.wallTimeSeconds ?? 0),
-      phases: train.previousRun
-        ? [
-            { epochs: train.previousRun.epochsDone, wallSeconds: train.previousRun.wallTimeSeconds, hyperparameters: train.previousRun.hyperparameters },
-            { epochs: train.epochsDone, wallSeconds: train.wallTimeSeconds, hyperparameters: train.hyperparameters },
-          ]
-        : undefined,
+      // A continued run (--init) carries the runs it continued, oldest last: one phase each.
+      epochs: phases.reduce((a, p) => a + p.epochs, 0),
+      wallSeconds: Math.round(phases.reduce((a, p) => a + p.wallSeconds, 0) * 10) / 10,
+      phases: phases.length > 1 ? phases : undefined,
       steps: train.steps,
       trainPatchesPerSecond: train.trainPatchesPerSecond,
       hardware: train.hardware,

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.path.exists(prev_json):
             with open(prev_json) as f:
                 prev = json.load(f)
-            previous = {k: prev.get(k) for k in ("wallTimeSeconds", "epochsDone", "steps", "best", "hardware", "hyperparameters")}
+            previous = {k: prev.get(k) for k in ("wallTimeSeconds", "epochsDone", "steps", "best", "hardware", "hyperparameters", "previousRun")}
         previous = {"checkpoint": os.path.abspath(args.init), **(previous or {})}
     n_params = count_parameters(model)
     peak_lr = args.lr if args.lr is not None else DEFAULT_LR[args.model]

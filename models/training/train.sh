@@ -11,6 +11,8 @@
 #   BUDGET_MIN=55                     wall-clock budget per model, minutes
 #   PARALLEL=1                        train the models side by side, one thread each (2-core machines)
 #   TNET_CONTINUE_MIN=25              then continue T-Net alone on every thread for this long (0: no)
+#   TNET_CONTINUE2_MIN=59             and once more at a lower learning rate (0: no); the shipped
+#                                     T-Net's third phase was a 70-minute budget stopped by hand at 59
 #   TRAIN_ARGS=""                     extra train.py arguments, e.g. "--threads 8 --batch 32"
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -44,6 +46,13 @@ if [[ " $MODELS " == *" tnet "* ]] && [ "${TNET_CONTINUE_MIN:-25}" != 0 ]; then
     --time-budget-min "${TNET_CONTINUE_MIN:-25}" --max-val 1000 --threads 2 --lr 3e-4 --warmup-steps 50 ${TRAIN_ARGS:-} \
     > "$RUNS/tnet-continued/tnet.log" 2>&1
   cp "$RUNS/tnet-continued/tnet.pt" "$RUNS/tnet-continued/tnet.train.json" "$RUNS/"
+  if [ "${TNET_CONTINUE2_MIN:-59}" != 0 ]; then
+    mkdir -p "$RUNS/tnet-c2"
+    "$PY" models/training/train.py --model tnet --data "$DATA" --out "$RUNS/tnet-c2" --init "$RUNS/tnet.pt" \
+      --time-budget-min "${TNET_CONTINUE2_MIN:-59}" --max-val 1000 --threads 2 --lr 2e-4 --warmup-steps 50 ${TRAIN_ARGS:-} \
+      > "$RUNS/tnet-c2/tnet.log" 2>&1
+    cp "$RUNS/tnet-c2/tnet.pt" "$RUNS/tnet-c2/tnet.train.json" "$RUNS/"
+  fi
 fi
 
 for m in $MODELS; do
