@@ -45,7 +45,11 @@ function parsePrometheus(text: string): { samples: Sample[]; types: Map<string, 
   return { samples, types };
 }
 
-function valueOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+function sampleValue(
+  samples: Sample[],
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
     ?.value;
 }
@@ -85,19 +89,19 @@ t.test('/metrics after a scan: what the daemon counted, in Prometheus format', a
   const res = await fetch(`${server.url}/metrics`);
   t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
   const { samples, types } = parsePrometheus(await res.text());
-  t.equal(valueOf(samples, 'xct_slices_in_total'), 16);
-  t.equal(valueOf(samples, 'xct_slices_out_total'), 16);
-  t.equal(valueOf(samples, 'xct_slices_dropped_total'), 0);
-  t.equal(valueOf(samples, 'xct_patches_total'), stats.patches);
+  t.equal(sampleValue(samples, 'xct_slices_in_total'), 16);
+  t.equal(sampleValue(samples, 'xct_slices_out_total'), 16);
+  t.equal(sampleValue(samples, 'xct_slices_dropped_total'), 0);
+  t.equal(sampleValue(samples, 'xct_patches_total'), stats.patches);
   t.ok(stats.patches >= 16);
-  t.equal(valueOf(samples, 'xct_scans_completed_total'), 1);
+  t.equal(sampleValue(samples, 'xct_scans_completed_total'), 1);
   for (const severity of ['info', 'warning', 'critical'] as const)
-    t.equal(valueOf(samples, 'xct_alerts_total', { severity }), stats.alerts[severity], severity);
+    t.equal(sampleValue(samples, 'xct_alerts_total', { severity }), stats.alerts[severity], severity);
   t.equal(types.get('xct_inference_seconds'), 'histogram');
-  t.equal(valueOf(samples, 'xct_batch_size_count'), stats.batches);
-  t.equal(valueOf(samples, 'xct_slice_latency_seconds_count'), 16, 'one latency per slice');
+  t.equal(sampleValue(samples, 'xct_batch_size_count'), stats.batches);
+  t.equal(sampleValue(samples, 'xct_slice_latency_seconds_count'), 16, 'one latency per slice');
   t.equal(
-    valueOf(samples, 'xct_slice_latency_seconds_bucket', { le: '+Inf' }),
+    sampleValue(samples, 'xct_slice_latency_seconds_bucket', { le: '+Inf' }),
     16,
     'the +Inf bucket holds every sample',
   );
@@ -108,8 +112,8 @@ t.test('/metrics after a scan: what the daemon counted, in Prometheus format', a
     [...buckets].sort((a, b) => a - b),
     'cumulative buckets',
   );
-  t.equal(valueOf(samples, 'xct_slices_queued'), 0);
-  t.equal(valueOf(samples, 'xct_slices_in_flight'), 0);
+  t.equal(sampleValue(samples, 'xct_slices_queued'), 0);
+  t.equal(sampleValue(samples, 'xct_slices_in_flight'), 0);
 });
 
 t.test('run --metrics-port: served while the daemon runs; SIGTERM exits 0', async (t) => {
@@ -156,7 +160,7 @@ t.test('run --metrics-port: served while the daemon runs; SIGTERM exits 0', asyn
   }
   t.equal(status, 200, '/readyz');
   const { samples } = parsePrometheus(await (await fetch(`${url}/metrics`)).text());
-  t.equal(valueOf(samples, 'xct_slices_in_total'), 0);
+  t.equal(sampleValue(samples, 'xct_slices_in_total'), 0);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   t.equal(await exited, 0, `SIGTERM: a clean stop\n${stderr}`);
