@@ -32,8 +32,9 @@ import type { ScanMeta, SourceEvent } from '../sources/source-event.ts';
 import { AlertJournal } from './alert-journal.ts';
 import { DaemonStats } from './daemon-stats.ts';
 
-/** Slices narrower or shorter than this are refused: no detector writes them, a broken header does. */
-const MIN_SLICE_SIDE = 16;
+/** Slices narrower or shorter than this are refused: a 1-pixel slice is a broken header, not a scan
+ * (thin ones are not: the shared tooth data set has 640×2 projections). */
+const MIN_SLICE_SIDE = 2;
 
 /** Inside each scan's store: the ids of the alerts already emitted (see AlertJournal). */
 export const ALERT_JOURNAL_FILE = 'xct-sentinel-alerts.journal';

@@ -46,6 +46,8 @@ export interface KafkaSliceSourceOptions {
   fileRoot?: string;
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  /** How long the group waits for its members to rejoin in a rebalance (KafkaJS default 60 s). */
+  rebalanceTimeoutMs?: number;
   retry?: { retries?: number; initialRetryTime?: number; maxRetryTime?: number };
   /** On close, how long to wait for slices in the pipeline to finish (and be committed). */
   drainTimeoutMs?: number;
@@ -374,6 +376,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       maxWaitTimeInMs: 200,
       sessionTimeout: options.sessionTimeoutMs ?? 30_000,
       heartbeatInterval: options.heartbeatIntervalMs ?? 3000,
+      ...(options.rebalanceTimeoutMs !== undefined && { rebalanceTimeout: options.rebalanceTimeoutMs }),
       // Only the messages we can take: large slices make a full default fetch hundreds of MB.
       maxBytesPerPartition: 64 * 1024 * 1024,
     });

@@ -58,6 +58,8 @@ async function startDaemon(
     log,
     sessionTimeoutMs: 4000,
     heartbeatIntervalMs: 500,
+    // A member slow to rejoin is dropped after this, not after KafkaJS's 60 s: the split settles.
+    rebalanceTimeoutMs: 8000,
     maxInFlight: 4,
   });
   t.teardown(() => source.close());
