@@ -3,11 +3,13 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ALERT_RULES } from '../alerts/alert-rules.ts';
 import { DaemonStats, quantile } from '../daemon/daemon-stats.ts';
+import { startMetricsServer } from '../daemon/metrics-server.ts';
 import { runDaemon } from '../daemon/run-daemon.ts';
 import { measureSpeed } from '../eval/evaluate-model.ts';
 import { loadModel } from '../inference/load-model.ts';
 import { runLiveScanner } from '../sim/live-scanner.ts';
 import { watchFolder } from '../sources/watch-folder.ts';
+import { LiveView } from '../view/live-view.ts';
 import type { CommandContext } from './command-context.ts';
 import { intOption, parseOptions, stringOption } from './parse-options.ts';
 
@@ -18,10 +20,12 @@ const SPEC = {
   batch: { type: 'string' },
   threads: { type: 'string' },
   json: { type: 'boolean' },
+  view: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 export const BENCH_HELP = `Usage: xct-sentinel bench [--model tnet] [--size 512] [--slices 32] [--batch 16] [--threads 0] [--json]
+       xct-sentinel bench --view     how fast the live view renders a 1024×1024 slice, its mask and a side view
 
 Benchmarks the live pipeline on a fixed simulated scan (seed 4242):
   1. throughput: the whole scan already on disk, the daemon as fast as it drains: slices/s, patches/s;
@@ -39,6 +43,7 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
     ctx.stdout.write(BENCH_HELP);
     return 0;
   }
+  if (values.view) return benchView(ctx);
   const name = stringOption(values, 'model') ?? 'tnet';
   const size = intOption(values, 'size', 512, 128, 4096);
   const slices = intOption(values, 'slices', 32, 4, 4096);
@@ -142,6 +147,58 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
       );
     return 0;
   } finally {
+    await model.close();
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** `bench --view`: server-side PNG rendering of the live view on a 1024×1024 scan, as a browser asks for it. */
+async function benchView(ctx: CommandContext): Promise<number> {
+  const root = await mkdtemp(join(tmpdir(), 'xct-sentinel-bench-view-'));
+  const model = await loadModel('unet');
+  const view = new LiveView(join(root, 'out'));
+  const server = await startMetricsServer({
+    stats: new DaemonStats(),
+    port: 0,
+    ready: () => true,
+    routes: (req, res) => view.handle(req, res),
+  });
+  try {
+    const watch = join(root, 'scan');
+    await mkdir(watch);
+    await runLiveScanner({ out: watch, seed: 4244, size: 1024, slices: 4, rate: 1e6, scanId: 'big' });
+    await runDaemon({
+      source: watchFolder(watch, { stabilityMs: 50 }),
+      out: join(root, 'out'),
+      model,
+      sinks: [view],
+      rules: DEFAULT_ALERT_RULES,
+      maxScans: 1,
+      onSliceWritten: (slice, meta) => view.sliceDone(slice, meta.expectedSlices),
+    });
+    const time = async (path: string) => {
+      const ms: number[] = [];
+      let bytes = 0;
+      for (let i = 0; i < 15; i++) {
+        const t0 = performance.now();
+        const res = await fetch(`${server.url}${path}`);
+        bytes = (await res.arrayBuffer()).byteLength;
+        ms.push(performance.now() - t0);
+      }
+      return `p50 ${quantile(ms, 0.5).toFixed(1)} ms, ${(bytes / 1024).toFixed(0)} KiB`;
+    };
+    ctx.stdout.write(
+      [
+        `live view, 1024×1024 slice, server-side PNG (read from the Zarr store, encoded, fetched over loopback):`,
+        `  slice image   ${await time('/api/scans/big/slice/2.png')}`,
+        `  mask overlay  ${await time('/api/scans/big/mask/2.png')}`,
+        `  x–z side view ${await time('/api/scans/big/mip/xz.png')}`,
+      ].join('\n') + '\n',
+    );
+    return 0;
+  } finally {
+    await server.close();
+    await view.close();
     await model.close();
     await rm(root, { recursive: true, force: true });
   }

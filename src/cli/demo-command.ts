@@ -2,7 +2,8 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ALERT_RULES } from '../alerts/alert-rules.ts';
-import { quantile } from '../daemon/daemon-stats.ts';
+import { DaemonStats, quantile } from '../daemon/daemon-stats.ts';
+import { startMetricsServer } from '../daemon/metrics-server.ts';
 import { type CompletedScan, runDaemon } from '../daemon/run-daemon.ts';
 import { scoreAgainstTruth } from '../eval/score-against-truth.ts';
 import { loadModel } from '../inference/load-model.ts';
@@ -11,6 +12,7 @@ import { runLiveScanner } from '../sim/live-scanner.ts';
 import { formatAlert } from '../sinks/format-alert.ts';
 import { createJsonlAlertSink, streamSink } from '../sinks/jsonl-alert-sink.ts';
 import { watchFolder } from '../sources/watch-folder.ts';
+import { LiveView } from '../view/live-view.ts';
 import type { CommandContext } from './command-context.ts';
 import { intOption, parseOptions, positiveOption, stringOption } from './parse-options.ts';
 
@@ -19,10 +21,11 @@ const SPEC = {
   seed: { type: 'string' },
   slices: { type: 'string' },
   rate: { type: 'string' },
+  'view-port': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-export const DEMO_HELP = `Usage: xct-sentinel demo [--model tnet|unet|enet] [--seed N] [--slices N] [--rate SLICES_PER_S]
+export const DEMO_HELP = `Usage: xct-sentinel demo [--model tnet|unet|enet] [--seed N] [--slices N] [--rate SLICES_PER_S] [--view-port N]
 
 What \`npm start\` runs: a simulated scanner writes a live scan of a Li|polymer|Li cell into a
 temporary folder, the daemon watches that folder, alerts appear as the dendrites are found (before
@@ -48,13 +51,24 @@ export async function demoCommand(args: readonly string[], ctx: CommandContext):
   const log = createLogger({ level: process.env.XCT_LOG_LEVEL ?? 'warn' });
   const model = await loadModel(stringOption(values, 'model') ?? 'tnet', { log });
   const alertsFile = join(root, 'alerts.jsonl');
+  // The live view, on loopback (--view-port, default any free port).
+  const view = new LiveView(out);
+  const stats = new DaemonStats();
+  const server = await startMetricsServer({
+    stats,
+    port: intOption(values, 'view-port', 0, 0, 65535),
+    ready: () => true,
+    routes: (req, res) => view.handle(req, res),
+  });
   const sinks = [
+    view,
     streamSink(ctx.stdout, (a) => formatAlert(a, process.stdout.isTTY === true)),
     await createJsonlAlertSink(alertsFile),
   ];
   ctx.stdout.write(
     `xct-sentinel demo: a simulated scanner writes ${slices} slices at ${rate}/s into ${watch};\n` +
-      `the daemon (model ${model.identity.name} ${model.identity.version}, ${model.identity.provider}) watches it and raises alerts as it goes.\n\n`,
+      `the daemon (model ${model.identity.name} ${model.identity.version}, ${model.identity.provider}) watches it and raises alerts as it goes.\n` +
+      `live view: ${server.url}/  (metrics: ${server.url}/metrics)\n\n`,
   );
   const controller = new AbortController();
   const stop = () => controller.abort();
@@ -70,6 +84,8 @@ export async function demoCommand(args: readonly string[], ctx: CommandContext):
       maxScans: 1,
       signal: controller.signal,
       log,
+      stats,
+      onSliceWritten: (slice, meta) => view.sliceDone(slice, meta.expectedSlices),
       onScanComplete: (scan) => {
         completed = scan;
       },
@@ -84,7 +100,7 @@ export async function demoCommand(args: readonly string[], ctx: CommandContext):
       scanId: `demo-${seed}`,
       onSlice: ({ z }) => ctx.progress(`scanner: slice ${z + 1}/${slices} written`),
     });
-    const [scan, stats] = await Promise.all([scanner, daemon]);
+    const [scan] = await Promise.all([scanner, daemon]);
     ctx.stdout.write('\n');
     if (!completed) {
       ctx.stdout.write('stopped before the scan completed\n');
@@ -105,6 +121,7 @@ export async function demoCommand(args: readonly string[], ctx: CommandContext):
   } finally {
     ctx.signal.removeEventListener('abort', stop);
     await Promise.all(sinks.map((s) => s.close()));
+    await server.close();
     await model.close();
   }
 }

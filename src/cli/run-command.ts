@@ -24,6 +24,7 @@ import { createKafkaAlertSink, DEFAULT_ALERT_TOPIC } from '../sinks/kafka-alert-
 import { DEFAULT_SLICE_GROUP, DEFAULT_SLICE_TOPIC, kafkaSliceSource } from '../sources/kafka-slice-source.ts';
 import type { SourceEvent } from '../sources/source-event.ts';
 import { watchFolder } from '../sources/watch-folder.ts';
+import { LiveView } from '../view/live-view.ts';
 import type { CommandContext } from './command-context.ts';
 import { choiceOption, intOption, parseOptions, positiveOption, stringOption } from './parse-options.ts';
 
@@ -31,7 +32,7 @@ export const RUN_HELP = `Usage:
   xct-sentinel run --watch DIR --out DIR [--model tnet|unet|enet] [--alerts FILE]
                    [--provider cpu|cuda|tensorrt|webgpu] [--threads N] [--max-scans N]
                    [--idle-timeout SECONDS] [--batch N] [--overlap N] [--log-level LEVEL]
-                   [--shutdown-timeout SECONDS] [--metrics-port N]
+                   [--shutdown-timeout SECONDS] [--metrics-port N] [--view]
   xct-sentinel run --source kafka://HOST:PORT[/TOPIC] --out DIR [--group ID] [flags above]
   xct-sentinel run PIPELINE.yaml [flags above override the file]
 
@@ -45,6 +46,8 @@ raises dendrite alerts while the scan is still running.
   --max-scans N   exit 0 once N scans have completed and every output is flushed
   --metrics-port N
                   serve /metrics (Prometheus), /healthz and /readyz on 127.0.0.1:N (0: any free port)
+  --view          the live view in a browser at / on the same server (any free port without
+                  --metrics-port): scans, slices with the mask, side views, alerts
   --shutdown-timeout SECONDS
                   on SIGTERM/SIGINT, finish the slices in flight and flush for at most this long
                   (default ${CONFIG_DEFAULTS.shutdownTimeoutSeconds}), then exit; a second signal exits at once
@@ -69,6 +72,7 @@ const SPEC = {
   'log-level': { type: 'string' },
   'shutdown-timeout': { type: 'string' },
   'metrics-port': { type: 'string' },
+  view: { type: 'boolean' },
   'models-dir': { type: 'string' },
   source: { type: 'string' },
   group: { type: 'string' },
@@ -136,15 +140,19 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
   }
   const stats = new DaemonStats();
   let ready = false;
-  const metrics = config.metrics
-    ? await startMetricsServer({
-        stats,
-        port: config.metrics.port,
-        host: config.metrics.host,
-        ready: () => ready && !ctx.signal.aborted,
-      })
-    : undefined;
+  const view = values.view === true ? new LiveView(config.output.zarr) : undefined;
+  const metrics =
+    config.metrics || view
+      ? await startMetricsServer({
+          stats,
+          port: config.metrics?.port ?? 0,
+          host: config.metrics?.host ?? '127.0.0.1',
+          ready: () => ready && !ctx.signal.aborted,
+          ...(view && { routes: (req, res) => view.handle(req, res) }),
+        })
+      : undefined;
   if (metrics) log.info({ url: metrics.url }, `metrics on ${metrics.url}/metrics`);
+  if (metrics && view) log.info({ url: `${metrics.url}/` }, `live view on ${metrics.url}/`);
   const model = await loadModel(config.model.name, {
     provider: config.model.provider,
     threads: config.model.threads,
@@ -154,7 +162,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
     await metrics?.close();
     throw err;
   });
-  const sinks: AlertSink[] = [];
+  const sinks: AlertSink[] = view ? [view] : [];
   let sourceClose: (() => Promise<void>) | undefined;
   try {
     const stdoutIsJson = config.alerts.sinks.some(
@@ -220,6 +228,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       maxSlicesInFlight: config.inference.maxSlicesInFlight,
       signal: ctx.signal,
       log,
+      ...(view && { onSliceWritten: (slice, meta) => view.sliceDone(slice, meta.expectedSlices) }),
       ...(config.maxScans !== undefined && { maxScans: config.maxScans }),
       onScanComplete: (scan) => {
         sliceSource?.scanDone(scan.scanId);

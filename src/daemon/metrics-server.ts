@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OutputError } from '../errors.ts';
 import type { DaemonStats, Histogram } from './daemon-stats.ts';
@@ -11,6 +11,8 @@ export interface MetricsServerOptions {
   host?: string;
   /** Whether the daemon takes work now (model loaded, source open); `/readyz` answers 503 until then. */
   ready: () => boolean;
+  /** More routes on the same server (the live view); returns whether it answered the request. */
+  routes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export interface MetricsServer {
@@ -39,7 +41,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       res
         .writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
         .end(renderMetrics(options.stats));
-    } else {
+    } else if (!options.routes?.(req, res)) {
       res
         .writeHead(404, { 'content-type': 'text/plain' })
         .end('not found: try /metrics, /healthz or /readyz\n');

@@ -65,6 +65,8 @@ export interface DaemonOptions {
   progressEvery?: number;
   /** Called when a scan's outputs are complete. */
   onScanComplete?: (scan: CompletedScan) => void;
+  /** Called when a slice's outputs are durable in its store, before its alerts go out (the live view). */
+  onSliceWritten?: (slice: MaskedSlice, meta: ScanMeta) => void;
   /** Called when a slice's mask is durable and its alerts emitted (for latency measurements). */
   onSliceDone?: (slice: { scanId: string; z: number; path?: string; readyAt: number; at: number }) => void;
 }
@@ -485,6 +487,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
             model: model.identity,
           });
           await s.writer.writeSlice(slice.z, { image: slice.data, mask: slice.mask, prob: slice.prob });
+          o.onSliceWritten?.(slice, s.meta);
         } catch (err) {
           failScan(
             s,
