@@ -116,7 +116,7 @@ t.test('/metrics after a scan: what the daemon counted, in Prometheus format', a
   t.equal(sampleValue(samples, 'xct_slices_in_flight'), 0);
 });
 
-t.test('run --metrics-port: served while the daemon runs; SIGTERM exits 0', async (t) => {
+t.test('run --metrics-port --view: served while the daemon runs; SIGTERM exits 0', async (t) => {
   const root = t.testdir({ watch: {}, out: {} });
   const child = spawn(
     process.execPath,
@@ -135,6 +135,7 @@ t.test('run --metrics-port: served while the daemon runs; SIGTERM exits 0', asyn
       '1',
       '--metrics-port',
       '0',
+      '--view',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -161,6 +162,13 @@ t.test('run --metrics-port: served while the daemon runs; SIGTERM exits 0', asyn
   t.equal(status, 200, '/readyz');
   const { samples } = parsePrometheus(await (await fetch(`${url}/metrics`)).text());
   t.equal(sampleValue(samples, 'xct_slices_in_total'), 0);
+  const page = await fetch(`${url}/`);
+  t.match(
+    await page.text(),
+    /<title>xct-sentinel live view<\/title>/,
+    '--view: the live view on the same server',
+  );
+  t.same(await (await fetch(`${url}/api/scans`)).json(), [], 'no scans yet');
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   t.equal(await exited, 0, `SIGTERM: a clean stop\n${stderr}`);
