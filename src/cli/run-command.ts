@@ -43,6 +43,9 @@ raises dendrite alerts while the scan is still running.
   --alerts kafka://HOST:PORT[,HOST:PORT][/TOPIC]
                   publish alerts as Avro to a Kafka topic (default ${DEFAULT_ALERT_TOPIC}), key = scan id,
                   and scan-completed events to xct.scan-events; TLS/SASL from XCT_KAFKA_* variables
+  --schema-registry URL
+                  with Kafka alerts: register the schemas there and frame messages for it
+                  (byte 0 + schema id) instead of Avro single-object encoding
   --max-scans N   exit 0 once N scans have completed and every output is flushed
   --metrics-port N
                   serve /metrics (Prometheus), /healthz and /readyz on 127.0.0.1:N (0: any free port)
@@ -73,6 +76,7 @@ const SPEC = {
   'shutdown-timeout': { type: 'string' },
   'metrics-port': { type: 'string' },
   view: { type: 'boolean' },
+  'schema-registry': { type: 'string' },
   'models-dir': { type: 'string' },
   source: { type: 'string' },
   group: { type: 'string' },
@@ -182,6 +186,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
           topic: s.topic,
           scanEventsTopic: s.scanEventsTopic,
           security: kafkaSecurityFromEnv(process.env, s),
+          ...(s.schemaRegistry !== undefined && { schemaRegistryUrl: s.schemaRegistry }),
           log,
         }),
       );
@@ -316,6 +321,22 @@ function applyFlags(c: PipelineConfig, values: Parameters<typeof stringOption>[0
               },
             ]
           : [{ type: 'jsonl', path: alerts }];
+  const registry = stringOption(values, 'schema-registry');
+  if (registry !== undefined) {
+    if (!/^https?:\/\/[^/\s]+/.test(registry))
+      throw new UsageError(
+        `--schema-registry ${registry}: expected an http(s):// URL, e.g. http://registry:8081`,
+        {
+          option: '--schema-registry',
+        },
+      );
+    const kafka = next.alerts.sinks.filter((s) => s.type === 'kafka');
+    if (kafka.length === 0)
+      throw new UsageError('--schema-registry applies to Kafka alerts (--alerts kafka://…)', {
+        option: '--schema-registry',
+      });
+    for (const s of kafka) s.schemaRegistry = registry;
+  }
   next.alerts.rules ??= { ...DEFAULT_ALERT_RULES };
   return next;
 }

@@ -25,7 +25,7 @@ export interface KafkaTopicConfig {
 export type SinkConfig =
   | { type: 'jsonl'; path: string }
   | { type: 'stdout'; format: 'auto' | 'json' | 'text' }
-  | ({ type: 'kafka'; scanEventsTopic: string } & KafkaTopicConfig);
+  | ({ type: 'kafka'; scanEventsTopic: string; schemaRegistry?: string } & KafkaTopicConfig);
 
 export interface FolderSourceConfig {
   path: string;
@@ -214,9 +214,17 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
     if ('jsonl' in s) return { type: 'jsonl', path: str(s.jsonl, `${key}.jsonl`) };
     if ('kafka' in s) {
       const k = obj(s.kafka, `${key}.kafka`);
-      known(k, `${key}.kafka`, ['brokers', 'topic', 'scanEventsTopic', 'tls', 'sasl']);
+      known(k, `${key}.kafka`, ['brokers', 'topic', 'scanEventsTopic', 'tls', 'sasl', 'schemaRegistry']);
+      const registry =
+        k.schemaRegistry === undefined ? undefined : str(k.schemaRegistry, `${key}.kafka.schemaRegistry`);
+      if (registry !== undefined && !/^https?:\/\/[^/\s]+/.test(registry))
+        fail(
+          `${key}.kafka.schemaRegistry`,
+          `"${registry}" is not an http(s):// URL, e.g. http://registry:8081`,
+        );
       return {
         type: 'kafka',
+        ...(registry !== undefined && { schemaRegistry: registry }),
         ...kafkaTopic(k, `${key}.kafka`, KAFKA_DEFAULTS.alertTopic),
         scanEventsTopic: topicName(
           k.scanEventsTopic,

@@ -2,6 +2,7 @@ import type { DendriteAlert } from '../alerts/dendrite-alert.ts';
 import { encodeAlert } from '../codecs/avro-alert.ts';
 import type { EncodeAvroOptions } from '../codecs/avro-message.ts';
 import { encodeScanEvent, type ScanEvent } from '../codecs/avro-scan-event.ts';
+import { loadAvroSchemas } from '../codecs/avro-schemas.ts';
 import { describeError, OutputError } from '../errors.ts';
 import { ensureTopics } from '../kafka/ensure-topics.ts';
 import {
@@ -12,6 +13,7 @@ import {
   type KafkaSecurity,
   keyPartitioner,
 } from '../kafka/kafka-client.ts';
+import { registerSchema } from '../kafka/schema-registry.ts';
 import type { Logger } from '../log.ts';
 import type { AlertSink } from './alert-sink.ts';
 
@@ -32,6 +34,11 @@ export interface KafkaAlertSinkOptions {
   retry?: { retries?: number; initialRetryTime?: number; maxRetryTime?: number };
   /** Confluent Schema Registry framing instead of single-object encoding. */
   encoding?: { alert?: EncodeAvroOptions; scanEvent?: EncodeAvroOptions };
+  /**
+   * A Schema Registry (`http(s)://host:port`): the schemas are registered under `<topic>-value` at
+   * start and messages carry the registry's framing (byte 0, schema id) instead of single-object.
+   */
+  schemaRegistryUrl?: string;
   /** Try CreateTopics at start (default true); refusals are logged and ignored. */
   createTopics?: boolean;
 }
@@ -60,6 +67,27 @@ export async function createKafkaAlertSink(options: KafkaAlertSinkOptions): Prom
       ...(options.security && { security: options.security }),
       ...(options.retry && { retry: options.retry }),
     });
+  let encoding = options.encoding;
+  if (options.schemaRegistryUrl !== undefined) {
+    const schemas = loadAvroSchemas();
+    const [alertId, eventId] = await Promise.all([
+      registerSchema(
+        options.schemaRegistryUrl,
+        `${topic}-value`,
+        schemas['dendrite-alert'].current.type.schema(),
+      ),
+      registerSchema(
+        options.schemaRegistryUrl,
+        `${scanEventsTopic}-value`,
+        schemas['scan-event'].current.type.schema(),
+      ),
+    ]);
+    encoding = { alert: { confluentSchemaId: alertId }, scanEvent: { confluentSchemaId: eventId } };
+    log.info(
+      { registry: options.schemaRegistryUrl, alertSchemaId: alertId, scanEventSchemaId: eventId },
+      `schemas registered at ${options.schemaRegistryUrl}: ${topic}-value id ${alertId}, ${scanEventsTopic}-value id ${eventId}`,
+    );
+  }
   if (options.createTopics !== false) {
     await ensureTopics(client, [{ topic }, { topic: scanEventsTopic }], log);
   }
@@ -104,14 +132,14 @@ export async function createKafkaAlertSink(options: KafkaAlertSinkOptions): Prom
   const sink: KafkaAlertSink = {
     async write(alert: DendriteAlert) {
       if (closing) throw new OutputError('Kafka alert sink is closed', { topic, scanId: alert.scanId });
-      await send(topic, alert.scanId, encodeAlert(alert, options.encoding?.alert), `alert ${alert.alertId}`);
+      await send(topic, alert.scanId, encodeAlert(alert, encoding?.alert), `alert ${alert.alertId}`);
     },
     async writeScanEvent(event: ScanEvent) {
       if (closing) throw new OutputError('Kafka alert sink is closed', { topic: scanEventsTopic });
       await send(
         scanEventsTopic,
         event.scanId,
-        encodeScanEvent(event, options.encoding?.scanEvent),
+        encodeScanEvent(event, encoding?.scanEvent),
         `${event.kind} event of scan ${event.scanId}`,
       );
     },

@@ -75,6 +75,10 @@ t.test('errors name the key path, what was wrong and what is allowed', async (t)
       /source: needs exactly one of/,
     ],
     [{ ...base, metrics: { port: 70000 } }, /metrics\.port: 70000 is not allowed/],
+    [
+      { ...base, alerts: { sinks: [{ kafka: { brokers: ['k:9092'], schemaRegistry: 'registry:8081' } }] } },
+      /alerts\.sinks\[0\]\.kafka\.schemaRegistry: "registry:8081" is not an http\(s\):\/\/ URL/,
+    ],
     [{ source: { folder: {} }, output: { zarr: '/o' } }, /source\.folder\.path: must be a non-empty string/],
     [[1, 2], /must be a mapping/],
   ];

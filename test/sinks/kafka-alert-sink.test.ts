@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { isXctError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -176,5 +178,74 @@ t.test('an unreachable broker fails at start with an OutputError', async (t) => 
       retry: { retries: 1, initialRetryTime: 10 },
     }),
     { code: 'ERR_OUTPUT', message: /cannot connect to Kafka/ },
+  );
+});
+
+t.test('with a schema registry: schemas registered per topic, messages in its framing', async (t) => {
+  // The registry is a peer here, not the thing under test: a minimal one that answers the one call
+  // the sink makes (POST /subjects/<subject>/versions) the way Confluent's does.
+  const registered: { subject: string; schema: string }[] = [];
+  const registry = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => {
+      body += d;
+    });
+    req.on('end', () => {
+      const m = /^\/subjects\/([^/]+)\/versions$/.exec(req.url ?? '');
+      if (req.method !== 'POST' || !m) {
+        res.writeHead(404).end('{"error_code":404}');
+        return;
+      }
+      registered.push({ subject: decodeURIComponent(m[1] as string), schema: JSON.parse(body).schema });
+      res.writeHead(200, { 'content-type': 'application/vnd.schemaregistry.v1+json' });
+      res.end(JSON.stringify({ id: 40 + registered.length }));
+    });
+  });
+  await new Promise<void>((resolve) => registry.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => registry.close());
+  const url = `http://127.0.0.1:${(registry.address() as AddressInfo).port}`;
+
+  const kafka = await startMockKafka(t);
+  const topic = randomTopic('alerts');
+  const scanEventsTopic = randomTopic('scan-events');
+  const sink = await createKafkaAlertSink({
+    brokers: kafka.brokers,
+    topic,
+    scanEventsTopic,
+    log: silentLogger,
+    schemaRegistryUrl: url,
+  });
+  t.teardown(() => sink.close());
+  t.same(registered.map((r) => r.subject).sort(), [`${scanEventsTopic}-value`, `${topic}-value`].sort());
+  const alertSchemaId = 41 + registered.findIndex((r) => r.subject === `${topic}-value`);
+  const type = plainType('dendrite-alert');
+  t.same(
+    JSON.parse(registered.find((r) => r.subject === `${topic}-value`)?.schema ?? '{}'),
+    type.schema(),
+    'the registered schema is schemas/dendrite-alert.avsc',
+  );
+
+  const alert = dendriteAlert('cell-R', 3);
+  await sink.write(alert);
+  const [message] = await readTopic({ brokers: kafka.brokers, topic, count: 1 });
+  const value = message?.value as Buffer;
+  t.equal(value[0], 0, 'magic byte 0');
+  t.equal(value.readUInt32BE(1), alertSchemaId, 'the id the registry gave');
+  t.same(type.fromBuffer(value.subarray(5)), { ...alert }, 'the body is plain Avro of the alert');
+});
+
+t.test('an unreachable schema registry: a clear error naming it', async (t) => {
+  const kafka = await startMockKafka(t);
+  await t.rejects(
+    createKafkaAlertSink({
+      brokers: kafka.brokers,
+      topic: randomTopic('alerts'),
+      log: silentLogger,
+      schemaRegistryUrl: 'http://127.0.0.1:9',
+    }),
+    {
+      code: 'ERR_OUTPUT',
+      message: /schema registry http:\/\/127\.0\.0\.1:9: cannot register subject .*-value: unreachable/,
+    },
   );
 });
