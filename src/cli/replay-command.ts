@@ -3,15 +3,20 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Subject, tap } from 'rxjs';
 import { DEFAULT_ALERT_RULES } from '../alerts/alert-rules.ts';
-import { CONFIG_DEFAULTS } from '../config/pipeline-config.ts';
+import { readSliceFile } from '../codecs/read-slice-file.ts';
+import { CONFIG_DEFAULTS, KAFKA_DEFAULTS } from '../config/pipeline-config.ts';
 import { DaemonStats } from '../daemon/daemon-stats.ts';
 import { type CompletedScan, runDaemon } from '../daemon/run-daemon.ts';
 import { OutputError, UsageError } from '../errors.ts';
 import { loadModel, type SegmentationModel } from '../inference/load-model.ts';
-import { createLogger } from '../log.ts';
+import { kafkaSecurityFromEnv } from '../kafka/kafka-client.ts';
+import { parseKafkaUrl } from '../kafka/parse-kafka-url.ts';
+import { publishSliceStream } from '../kafka/publish-simulated-scan.ts';
+import { createLogger, type Logger } from '../log.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
 import { formatAlert } from '../sinks/format-alert.ts';
 import { createJsonlAlertSink, streamSink } from '../sinks/jsonl-alert-sink.ts';
+import type { ArchiveVolume } from '../sources/archive-volume.ts';
 import { openArchive } from '../sources/open-archive.ts';
 import { replayArchive, replayPace, scanIdFor } from '../sources/replay-archive.ts';
 import type { CommandContext } from './command-context.ts';
@@ -34,6 +39,10 @@ array / OME-Zarr image group.
   --alerts FILE     append alerts as JSON lines (default -: stdout, readable lines on a terminal)
   --scan-id ID      default: the archive's name (tooth.h5 → tooth)
   --json            what a pipe gets: no progress bar, JSON logs on stderr, JSON alerts on stdout
+  --to-kafka HOST:PORT[/TOPIC]
+                    publish the archive as a live slice stream (Avro, key = scan id; default topic
+                    ${KAFKA_DEFAULTS.sliceTopic}) instead of processing it, at --speed (max: each slice as soon as
+                    the broker acknowledged the last); TLS/SASL from XCT_KAFKA_* variables
 `;
 
 const SPEC = {
@@ -46,6 +55,7 @@ const SPEC = {
   'scan-id': { type: 'string' },
   json: { type: 'boolean' },
   'log-level': { type: 'string' },
+  'to-kafka': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -87,6 +97,9 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
     // Checked now rather than by the replay, which would say so only after the model has loaded.
     if (speed !== 'max') replayPace(volume, rate);
     const scanId = stringOption(values, 'scan-id') ?? scanIdFor(volume.name);
+    const toKafka = stringOption(values, 'to-kafka');
+    if (toKafka !== undefined)
+      return await publishArchive(volume, { target: toKafka, scanId, speed, rate, log, ctx });
     const stats = new DaemonStats();
     const drained = new Subject<void>();
     let sourceError: unknown;
@@ -252,4 +265,53 @@ function progressLine(done: number, total: number, seconds: number, alerts: numb
     ? `${Math.floor(etaSeconds / 60)}:${String(etaSeconds % 60).padStart(2, '0')}`
     : '?';
   return `[${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}] ${done}/${total} slices  ${rate.toFixed(1)} slices/s  ETA ${etaText}  alerts ${alerts}`;
+}
+
+/** `replay --to-kafka`: the archive as a live slice stream on a Kafka topic, for downstream consumers. */
+async function publishArchive(
+  volume: ArchiveVolume,
+  o: {
+    target: string;
+    scanId: string;
+    speed: 'max' | number;
+    rate: number | undefined;
+    log: Logger;
+    ctx: CommandContext;
+  },
+): Promise<number> {
+  const url = o.target.startsWith('kafka://') ? o.target : `kafka://${o.target}`;
+  const endpoint = parseKafkaUrl(url, { option: '--to-kafka', defaultTopic: KAFKA_DEFAULTS.sliceTopic });
+  // The original pace as an average rate, times the speed.
+  let rate: number | undefined;
+  if (o.speed !== 'max') {
+    const pace = replayPace(volume, o.rate);
+    const span = pace.at(-1) ?? 0;
+    rate = span > 0 ? (o.speed * (pace.length - 1) * 1000) / span : undefined;
+  }
+  const signal = o.ctx.signal;
+  async function* slices() {
+    for (let z = 0; z < volume.depth; z++) {
+      if (volume.missing.includes(z)) continue;
+      const slice = await volume.read(z, { signal });
+      yield { z, image: 'image' in slice ? slice.image : await readSliceFile(slice.path, { signal }) };
+    }
+  }
+  const result = await publishSliceStream({
+    brokers: endpoint.brokers,
+    topic: endpoint.topic,
+    scanId: o.scanId,
+    expectedSlices: volume.depth,
+    voxelSizeUm: volume.meta.voxelSizeUm,
+    slices: slices(),
+    rate,
+    log: o.log,
+    security: kafkaSecurityFromEnv(process.env, endpoint),
+    signal,
+    onSlice: ({ z }) =>
+      o.ctx.progress(`published slice ${z + 1}/${volume.depth} of ${o.scanId} to ${endpoint.topic}`),
+  });
+  o.ctx.stdout.write(
+    `${JSON.stringify({ scanId: o.scanId, topic: endpoint.topic, slices: result.slices, seconds: result.elapsedMs / 1000 })}\n`,
+  );
+  return 0;
 }

@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeSlice, type SliceMessage } from '../codecs/avro-slice.ts';
+import type { DecodedImage } from '../codecs/decode-tiff.ts';
 import { littleEndianBytes } from '../codecs/dtype.ts';
 import { OutputError, UsageError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -49,13 +50,56 @@ export interface PublishScanResult {
  * acknowledged the one before.
  */
 export async function publishSimulatedScan(options: PublishScanOptions): Promise<PublishScanResult> {
-  const { rate, signal, log, topic } = options;
-  if (!(Number.isFinite(rate) && rate > 0))
+  const phantom = createPhantom(options);
+  const scanId = options.scanId ?? defaultScanId(phantom.seed);
+  async function* slices() {
+    for (let z = 0; z < phantom.slices; z++) {
+      const { image } = renderSlice(phantom, z);
+      yield {
+        z,
+        image: { width: phantom.size, height: phantom.size, dtype: 'uint16' as const, data: image },
+      };
+    }
+  }
+  return publishSliceStream({
+    ...options,
+    scanId,
+    expectedSlices: phantom.slices,
+    voxelSizeUm: phantom.voxelSizeUm,
+    slices: slices(),
+  });
+}
+
+export interface PublishSliceStreamOptions {
+  brokers: string[];
+  topic: string;
+  scanId: string;
+  expectedSlices: number;
+  voxelSizeUm?: number | undefined;
+  /** The slices, in z order. */
+  slices: AsyncIterable<{ z: number; image: DecodedImage }>;
+  /** Slices per second; undefined: each as soon as the broker acknowledged the one before. */
+  rate?: number | undefined;
+  log: Logger;
+  security?: KafkaSecurity;
+  client?: KafkaClient;
+  /** Publish file references to raw copies of the pixels here instead of inline pixels. */
+  pixelsDir?: string;
+  signal?: AbortSignal;
+  onSlice?: (event: { z: number; partition: number; offset: string; lagMs: number }) => void;
+}
+
+/**
+ * Slices as a live stream on a Kafka slice topic (the simulator's scan, or an archive replayed
+ * with `replay --to-kafka`): key = scan id, one message at a time, each once the broker
+ * acknowledged the one before.
+ */
+export async function publishSliceStream(options: PublishSliceStreamOptions): Promise<PublishScanResult> {
+  const { rate, signal, log, topic, scanId } = options;
+  if (rate !== undefined && !(Number.isFinite(rate) && rate > 0))
     throw new UsageError(`--rate must be a number of slices per second > 0, got ${rate}`, {
       option: '--rate',
     });
-  const phantom = createPhantom(options);
-  const scanId = options.scanId ?? defaultScanId(phantom.seed);
   if (!/^[\w.-]+$/.test(scanId) || scanId === '.' || scanId === '..')
     throw new UsageError(`--scan-id may hold letters, digits, '.', '_' and '-' only, got "${scanId}"`, {
       option: '--scan-id',
@@ -65,7 +109,7 @@ export async function publishSimulatedScan(options: PublishScanOptions): Promise
     createKafkaClient({
       brokers: options.brokers,
       log,
-      clientId: 'xct-sentinel-simulate',
+      clientId: 'xct-sentinel-publish',
       ...(options.security && { security: options.security }),
     });
   await ensureTopics(client, [{ topic }], log);
@@ -77,7 +121,7 @@ export async function publishSimulatedScan(options: PublishScanOptions): Promise
   const fail = (what: string, cause: unknown): never => {
     throw new OutputError(
       `${what} (Kafka at ${options.brokers.join(',')}, topic ${topic})`,
-      { topic, scanId, stage: 'simulate' },
+      { topic, scanId, stage: 'publish' },
       { cause, canRetry: isRetriableKafkaError(cause) },
     );
   };
@@ -90,20 +134,20 @@ export async function publishSimulatedScan(options: PublishScanOptions): Promise
   if (pixelsDir) await mkdir(pixelsDir, { recursive: true });
   const started = performance.now();
   let maxLagMs = 0;
+  let count = 0;
   try {
-    for (let z = 0; z < phantom.slices; z++) {
+    for await (const { z, image } of options.slices) {
       signal?.throwIfAborted();
-      const { image } = renderSlice(phantom, z);
       const header = {
         scanId,
         z,
-        expectedSlices: phantom.slices,
-        voxelSizeUm: phantom.voxelSizeUm,
+        expectedSlices: options.expectedSlices,
+        voxelSizeUm: options.voxelSizeUm ?? null,
         acquiredAt: Date.now(),
       };
       let slice: SliceMessage;
       if (pixelsDir) {
-        const bytes = littleEndianBytes(image);
+        const bytes = littleEndianBytes(image.data);
         const path = join(pixelsDir, `slice_${String(z).padStart(5, '0')}.raw`);
         await writeFile(path, bytes);
         slice = {
@@ -113,20 +157,17 @@ export async function publishSimulatedScan(options: PublishScanOptions): Promise
             offset: 0,
             length: bytes.byteLength,
             sha256: createHash('sha256').update(bytes).digest('hex'),
-            width: phantom.size,
-            height: phantom.size,
-            dtype: 'uint16',
+            width: image.width,
+            height: image.height,
+            dtype: image.dtype,
             endianness: 'little',
           },
         };
       } else {
-        slice = {
-          ...header,
-          pixels: { width: phantom.size, height: phantom.size, dtype: 'uint16', data: image },
-        };
+        slice = { ...header, pixels: image };
       }
-      // Absolute schedule, as the folder simulator: slice z is due z / rate after the start.
-      const due = started + (z * 1000) / rate;
+      // Absolute schedule, as the folder simulator: slice number n is due n / rate after the start.
+      const due = rate === undefined ? performance.now() : started + (count * 1000) / rate;
       const wait = due - performance.now();
       if (wait > 0) await sleep(wait, undefined, { signal });
       const lagMs = Math.max(0, performance.now() - due);
@@ -141,10 +182,11 @@ export async function publishSimulatedScan(options: PublishScanOptions): Promise
       } catch (cause) {
         fail(`cannot publish slice ${z} of ${scanId}`, cause);
       }
+      count++;
       options.onSlice?.({ z, partition: meta?.partition ?? -1, offset: meta?.baseOffset ?? '', lagMs });
     }
   } finally {
     await producer.disconnect();
   }
-  return { scanId, slices: phantom.slices, elapsedMs: performance.now() - started, maxLagMs };
+  return { scanId, slices: count, elapsedMs: performance.now() - started, maxLagMs };
 }
