@@ -35,6 +35,8 @@ export interface ScanEvent {
   summary: ScanSummary | null;
   /** The alertId of the scan's scan-summary alert, when completed. */
   summaryAlertId: string | null;
+  /** Why the scan's outputs failed, on its completed event; null when it succeeded. */
+  failure: string | null;
 }
 
 /** A scan event as a message for the scan-event topic. */

@@ -43,7 +43,6 @@ export function loadAvroSchemas(dir: string = DEFAULT_SCHEMAS_DIR): AvroSchemas 
   const cached = loaded.get(dir);
   if (cached) return cached;
   const older = olderVersionDirs(dir);
-  const current = older.reduce((max, v) => Math.max(max, v.version), 0) + 1;
   const families = {} as Record<AvroSchemaName, AvroSchemaFamily>;
   for (const name of AVRO_SCHEMA_NAMES) {
     const sources: AvroSchemaSource[] = [];
@@ -51,6 +50,8 @@ export function loadAvroSchemas(dir: string = DEFAULT_SCHEMAS_DIR): AvroSchemas 
       const file = join(path, `${name}.avsc`);
       if (existsSync(file)) sources.push({ version, path: file, type: readAvscFile(file) });
     }
+    // Each schema counts its own versions: one that did not change keeps its number.
+    const current = sources.reduce((max, v) => Math.max(max, v.version), 0) + 1;
     const file = join(dir, `${name}.avsc`);
     sources.push({ version: current, path: file, type: readAvscFile(file) });
     families[name] = createAvroSchemaFamily(sources);

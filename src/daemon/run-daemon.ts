@@ -316,6 +316,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         endReason: end?.reason ?? null,
         summary: end?.summary.summary ?? null,
         summaryAlertId: end?.summary.alertId ?? null,
+        failure: kind === 'completed' ? (s.failed ?? null) : null,
       };
       for (const sink of o.sinks) {
         if (!sink.writeScanEvent) continue;

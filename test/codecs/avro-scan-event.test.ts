@@ -17,6 +17,7 @@ const STARTED: ScanEvent = {
   endReason: null,
   summary: null,
   summaryAlertId: null,
+  failure: null,
 };
 
 const COMPLETED: ScanEvent = {

@@ -227,6 +227,7 @@ const EVENT: ScanEvent = {
   endReason: null,
   summary: null,
   summaryAlertId: null,
+  failure: null,
 };
 
 /** Check the header against the reference, decode the body with a Type built from the file alone. */

@@ -11,9 +11,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { DEFAULT_ALERT_RULES } from '../../src/alerts/alert-rules.ts';
+import type { ScanEvent } from '../../src/codecs/avro-scan-event.ts';
 import { type CompletedScan, runDaemon } from '../../src/daemon/run-daemon.ts';
 import { loadModel } from '../../src/inference/load-model.ts';
 import { runLiveScanner } from '../../src/sim/live-scanner.ts';
+import type { AlertSink } from '../../src/sinks/alert-sink.ts';
 import { watchFolder } from '../../src/sources/watch-folder.ts';
 import { captureLog } from '../kafka/capture-log.ts';
 
@@ -40,12 +42,18 @@ t.test('disk full: that scan fails with the reason, the daemon goes on', async (
   t.teardown(() => model.close());
   const { log, entries } = captureLog('warn');
   const completed: CompletedScan[] = [];
+  const events: ScanEvent[] = [];
+  const recorder: AlertSink = {
+    write: async () => {},
+    writeScanEvent: async (e) => void events.push(e),
+    close: async () => {},
+  };
   const watch = join(root, 'watch');
   const daemon = runDaemon({
     source: watchFolder(watch, { stabilityMs: 50 }),
     out,
     model,
-    sinks: [],
+    sinks: [recorder],
     rules: DEFAULT_ALERT_RULES,
     maxScans: 2,
     log,
@@ -62,6 +70,9 @@ t.test('disk full: that scan fails with the reason, the daemon goes on', async (
     `the log names the store and the reason:\n${said.join('\n')}`,
   );
 
+  const bigCompleted = events.find((e) => e.scanId === 'big' && e.kind === 'completed');
+  t.match(bigCompleted?.failure, /ENOSPC|no space/i, 'its completed scan event says it failed, and why');
+
   // Room again: the operator moved the failed store away. The next scan goes through whole.
   await rm(join(out, 'big.ome.zarr'), { recursive: true, force: true });
   await runLiveScanner({ out: watch, seed: 901_004, size: 64, slices: 4, rate: 1e6, scanId: 'small' });
@@ -69,4 +80,5 @@ t.test('disk full: that scan fails with the reason, the daemon goes on', async (
   t.equal(completed[1]?.scanId, 'small');
   t.equal(completed[1]?.failed, undefined, 'the next scan is fine');
   t.equal(completed[1]?.slices, 4);
+  t.equal(events.find((e) => e.scanId === 'small' && e.kind === 'completed')?.failure, null);
 });

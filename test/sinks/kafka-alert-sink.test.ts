@@ -58,6 +58,7 @@ t.test('alerts land on the topic as Avro any consumer decodes from the .avsc alo
     endReason: 'done-marker',
     summary: summary.summary,
     summaryAlertId: summary.alertId,
+    failure: null,
   });
   const events = await readTopic({ brokers: kafka.brokers, topic: scanEventsTopic, count: 1 });
   t.equal(events.length, 1, 'the scan event, on its own topic');
