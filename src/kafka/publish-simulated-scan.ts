@@ -19,22 +19,13 @@ import {
   keyPartitioner,
 } from './kafka-client.ts';
 
-export interface PublishScanOptions extends PhantomOptions {
-  brokers: string[];
-  topic: string;
+/** The simulator's scan on Kafka: what the phantom decides replaces the stream's scan fields. */
+export interface PublishScanOptions
+  extends PhantomOptions,
+    Omit<PublishSliceStreamOptions, 'scanId' | 'expectedSlices' | 'voxelSizeUm' | 'slices' | 'rate'> {
   scanId?: string;
   /** Slices per second. */
   rate: number;
-  log: Logger;
-  security?: KafkaSecurity;
-  client?: KafkaClient;
-  /**
-   * Write each slice's pixels to a raw file here and publish a file reference instead of inline
-   * pixels (for slices larger than the broker's message limit; the consumer must see the folder).
-   */
-  pixelsDir?: string;
-  signal?: AbortSignal;
-  onSlice?: (event: { z: number; partition: number; offset: string; lagMs: number }) => void;
 }
 
 export interface PublishScanResult {
@@ -83,7 +74,10 @@ export interface PublishSliceStreamOptions {
   log: Logger;
   security?: KafkaSecurity;
   client?: KafkaClient;
-  /** Publish file references to raw copies of the pixels here instead of inline pixels. */
+  /**
+   * Write each slice's pixels to a raw file here and publish a file reference instead of inline
+   * pixels (for slices larger than the broker's message limit; the consumer must see the folder).
+   */
   pixelsDir?: string;
   signal?: AbortSignal;
   onSlice?: (event: { z: number; partition: number; offset: string; lagMs: number }) => void;
