@@ -56,7 +56,8 @@ async function startDaemon(
     topic: o.topic,
     groupId: o.groupId,
     log,
-    sessionTimeoutMs: 4000,
+    // Long enough that a loaded CI machine's pauses do not evict a member and restart the split.
+    sessionTimeoutMs: 10_000,
     heartbeatIntervalMs: 500,
     // A member slow to rejoin is dropped after this, not after KafkaJS's 60 s: the split settles.
     rebalanceTimeoutMs: 8000,
@@ -95,12 +96,19 @@ async function startDaemon(
     const joins = entries.filter((e) => Array.isArray(e.partitions));
     return (joins.at(-1)?.partitions as number[] | undefined) ?? [];
   };
+  /** Every join and every warning so far, for a failure message. */
+  const history = () =>
+    entries
+      .filter((e) => Array.isArray(e.partitions) || Number(e.level) >= 40)
+      .map((e) => `${new Date(Number(e.time)).toISOString().slice(11, 23)} ${String(e.msg)}`)
+      .join('\n');
   return {
     raised,
     run,
     done,
     completed,
     partitions,
+    history,
     stop: () => controller.abort(new Error('test stops daemon')),
   };
 }
@@ -123,8 +131,10 @@ t.test(
     await waitFor(
       'each daemon to own one partition',
       () => a.partitions().length === 1 && b.partitions().length === 1,
-      60_000,
-    );
+      120_000,
+    ).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\nA:\n${a.history()}\nB:\n${b.history()}`);
+    });
 
     const rate = 10;
     const published = Promise.all(
