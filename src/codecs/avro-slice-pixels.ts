@@ -4,7 +4,7 @@
  */
 import { endianness as hostEndianness } from 'node:os';
 import { DecodeError, type ErrorContext } from '../errors.ts';
-import { bytesPerSample, type Dtype, type TypedArray } from './dtype.ts';
+import { bytesPerSample, type Dtype, TYPED_ARRAYS, type TypedArray } from './dtype.ts';
 
 /** What a slice message says its pixels are. */
 export interface SlicePixelLayout {
@@ -15,17 +15,6 @@ export interface SlicePixelLayout {
 }
 
 const HOST = hostEndianness() === 'LE' ? 'little' : 'big';
-
-const ARRAYS: Readonly<Record<Dtype, new (buffer: ArrayBuffer) => TypedArray>> = Object.freeze({
-  uint8: Uint8Array,
-  uint16: Uint16Array,
-  uint32: Uint32Array,
-  int8: Int8Array,
-  int16: Int16Array,
-  int32: Int32Array,
-  float32: Float32Array,
-  float64: Float64Array,
-});
 
 /** How many pixel bytes a layout needs; undefined when its dimensions are not positive integers. */
 export function slicePixelBytes(layout: SlicePixelLayout): number | undefined {
@@ -66,5 +55,5 @@ export function decodeSlicePixels(
   if (width > 1 && layout.endianness !== HOST) {
     for (let i = 0; i < copy.length; i += width) copy.subarray(i, i + width).reverse();
   }
-  return new ARRAYS[layout.dtype](copy.buffer);
+  return new TYPED_ARRAYS[layout.dtype](copy.buffer);
 }

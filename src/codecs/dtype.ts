@@ -14,6 +14,18 @@ export type TypedArray =
   | Float32Array
   | Float64Array;
 
+/** The typed array class for each dtype. */
+export const TYPED_ARRAYS: Readonly<Record<Dtype, new (buffer: ArrayBuffer) => TypedArray>> = Object.freeze({
+  uint8: Uint8Array,
+  uint16: Uint16Array,
+  uint32: Uint32Array,
+  int8: Int8Array,
+  int16: Int16Array,
+  int32: Int32Array,
+  float32: Float32Array,
+  float64: Float64Array,
+});
+
 const BYTES_PER_SAMPLE: Readonly<Record<Dtype, number>> = Object.freeze({
   uint8: 1,
   int8: 1,

@@ -7,7 +7,7 @@ import { endianness } from 'node:os';
 import { extname } from 'node:path';
 import { DecodeError } from '../errors.ts';
 import { type DecodedImage, decodeTiff } from './decode-tiff.ts';
-import { bytesPerSample, type Dtype, type TypedArray } from './dtype.ts';
+import { bytesPerSample, type Dtype, TYPED_ARRAYS } from './dtype.ts';
 
 /** Options for `readSliceFile`. */
 export interface ReadSliceFileOptions {
@@ -28,17 +28,6 @@ export interface RawSidecar {
   /** Bytes to skip before the first sample (a header we do not parse); 0 by default. */
   offset?: number;
 }
-
-const CTORS = {
-  uint8: Uint8Array,
-  uint16: Uint16Array,
-  uint32: Uint32Array,
-  int8: Int8Array,
-  int16: Int16Array,
-  int32: Int32Array,
-  float32: Float32Array,
-  float64: Float64Array,
-} satisfies Record<Dtype, new (buffer: ArrayBuffer) => TypedArray>;
 
 const HOST_LITTLE = endianness() === 'LE';
 const TIFF_MAGICS = [
@@ -124,8 +113,10 @@ function parseSidecar(bytes: Uint8Array, path: string): RawSidecar {
   const width = int('width', 1);
   const height = int('height', 1);
   const dtype = record['dtype'];
-  if (typeof dtype !== 'string' || !Object.hasOwn(CTORS, dtype)) {
-    problems.push(`dtype must be one of ${Object.keys(CTORS).join(', ')}, got ${JSON.stringify(dtype)}`);
+  if (typeof dtype !== 'string' || !Object.hasOwn(TYPED_ARRAYS, dtype)) {
+    problems.push(
+      `dtype must be one of ${Object.keys(TYPED_ARRAYS).join(', ')}, got ${JSON.stringify(dtype)}`,
+    );
   }
   const order = record['endianness'] ?? 'little';
   if (order !== 'little' && order !== 'big') {
@@ -159,7 +150,7 @@ function decodeRaw(bytes: Uint8Array, sidecar: RawSidecar, path: string, sidecar
   if (little !== HOST_LITTLE && sampleBytes > 1) {
     swapBytes(out, sampleBytes);
   }
-  return { width, height, dtype, data: new CTORS[dtype](buffer) };
+  return { width, height, dtype, data: new TYPED_ARRAYS[dtype](buffer) };
 }
 
 /** Reverse the byte order of every `width`-byte sample, in place. */

@@ -23,9 +23,9 @@ import type { AlertSink } from '../sinks/alert-sink.ts';
 import {
   createZarrScanWriter,
   dequantizeProbability,
+  quantizeProbability,
   readZarrScanProgress,
   readZarrScanSlice,
-  storedProbability,
   type ZarrScanWriter,
 } from '../sinks/zarr-scan-writer.ts';
 import type { ScanMeta, SourceEvent } from '../sources/source-event.ts';
@@ -476,6 +476,9 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       const work = s.chain.then(async () => {
         if (s.failed) return;
         const zarrPath = join(o.out, `${s.scanId}.ome.zarr`);
+        // Quantized once: what the store keeps is also what the tracker sees, so a scan rebuilt from
+        // its store after a restart tracks exactly what an uninterrupted run would have.
+        const storedProb = quantizeProbability(slice.prob);
         try {
           s.writer ??= await createZarrScanWriter({
             root: zarrPath,
@@ -487,7 +490,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
             imageDtype: slice.dtype,
             model: model.identity,
           });
-          await s.writer.writeSlice(slice.z, { image: slice.data, mask: slice.mask, prob: slice.prob });
+          await s.writer.writeSlice(slice.z, { image: slice.data, mask: slice.mask, prob: storedProb });
           o.onSliceWritten?.(slice, s.meta);
         } catch (err) {
           failScan(
@@ -509,9 +512,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         }
         if (slice.z > s.monitorZ) {
           s.monitorZ = slice.z;
-          // The tracker sees the probability as the store keeps it, so a scan rebuilt from its store
-          // after a restart tracks exactly what an uninterrupted run would have.
-          const tracked = { ...slice, prob: storedProbability(slice.prob) };
+          const tracked = { ...slice, prob: dequantizeProbability(storedProb) };
           await emit(s, monitorFor(s, zarrPath).addSlice(tracked, s.acquired));
         } else {
           log.warn(

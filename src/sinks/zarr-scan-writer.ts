@@ -5,7 +5,7 @@ import { gunzip, gzip } from 'node:zlib';
 import type { AbsolutePath } from '@zarrita/storage';
 import FileSystemStore from '@zarrita/storage/fs';
 import * as zarr from 'zarrita';
-import { type Dtype, dtypeOf, type TypedArray } from '../codecs/dtype.ts';
+import { type Dtype, dtypeOf, TYPED_ARRAYS, type TypedArray } from '../codecs/dtype.ts';
 import { type ErrorContext, isXctError, OutputError } from '../errors.ts';
 
 /** Voxel edge lengths in micrometres, in the arrays' axis order. */
@@ -59,7 +59,8 @@ export interface ZarrScanWriterOptions {
 export interface ZarrScanSlice {
   image: TypedArray;
   mask: Uint8Array;
-  prob: Float32Array;
+  /** Dendrite probability 0–1, or already as stored (uint8, probability × 255; see quantizeProbability). */
+  prob: Float32Array | Uint8Array;
 }
 
 /** What a store says about itself: which slices are durably on disk, and whether the scan ended. */
@@ -97,16 +98,7 @@ const DEFAULT_GZIP_LEVEL = 1;
 // Grow by a quarter (at least this many slices) so a scan without scan.json does not rewrite three
 // zarr.json files per slice; finish() trims the extent to the truth.
 const MIN_GROWTH = 8;
-const IMAGE_DTYPES: ReadonlySet<string> = new Set<Dtype>([
-  'uint8',
-  'uint16',
-  'uint32',
-  'int8',
-  'int16',
-  'int32',
-  'float32',
-  'float64',
-]);
+const IMAGE_DTYPES: ReadonlySet<string> = new Set(Object.keys(TYPED_ARRAYS));
 const AXES = Object.freeze(
   (['z', 'y', 'x'] as const).map((name) => Object.freeze({ name, type: 'space', unit: 'micrometer' })),
 );
@@ -183,25 +175,37 @@ export interface StoredScanSlice {
 
 /** Read slice z of the store at `root` (image, mask, quantized probability). */
 export async function readZarrScanSlice(root: string, z: number): Promise<StoredScanSlice> {
+  const [image, mask, prob] = await Promise.all([
+    readZarrScanPlane(root, z, 'image'),
+    readZarrScanPlane(root, z, 'mask'),
+    readZarrScanPlane(root, z, 'prob'),
+  ]);
+  return {
+    width: mask.width,
+    height: mask.height,
+    image: image.data,
+    mask: mask.data as Uint8Array,
+    prob: prob.data as Uint8Array,
+  };
+}
+
+/** Read one array's plane z of the store at `root` (what the live view renders, one at a time). */
+export async function readZarrScanPlane(
+  root: string,
+  z: number,
+  part: keyof typeof PATHS,
+): Promise<{ width: number; height: number; data: TypedArray }> {
   registerNodeGzipCodec();
-  const store = new FileSystemStore(root);
-  const at = zarr.root(store);
   try {
-    const [image, mask, prob] = await Promise.all(
-      [PATHS.image, PATHS.mask, PATHS.prob].map(async (path) => {
-        const array = await zarr.open(at.resolve(path), { kind: 'array' });
-        const chunk = await zarr.get(array, [z, null, null]);
-        return chunk as unknown as { data: TypedArray; shape: number[] };
-      }),
-    );
-    const [height, width] = (mask as { shape: number[] }).shape as [number, number];
-    return {
-      width,
-      height,
-      image: (image as { data: TypedArray }).data,
-      mask: (mask as { data: Uint8Array }).data,
-      prob: (prob as { data: Uint8Array }).data,
+    const array = await zarr.open(zarr.root(new FileSystemStore(root)).resolve(PATHS[part]), {
+      kind: 'array',
+    });
+    const chunk = (await zarr.get(array, [z, null, null])) as unknown as {
+      data: TypedArray;
+      shape: number[];
     };
+    const [height, width] = chunk.shape as [number, number];
+    return { width, height, data: chunk.data };
   } catch (cause) {
     throw new OutputError(
       `cannot read slice ${z} back from ${root}`,
@@ -209,14 +213,6 @@ export async function readZarrScanSlice(root: string, z: number): Promise<Stored
       { cause },
     );
   }
-}
-
-/**
- * The probability the store keeps for `prob` (rounded to 1/255), as a float: what the daemon tracks,
- * so a scan rebuilt from its store after a restart tracks exactly what an uninterrupted run did.
- */
-export function storedProbability(prob: Float32Array): Float32Array {
-  return dequantizeProbability(quantizeProbability(prob));
 }
 
 /** The float probability of a stored uint8 one. */
@@ -383,9 +379,10 @@ class ScanWriter implements ZarrScanWriter {
     if (image.length !== pixels) fail(`image has ${image.length} pixels, expected ${width}x${height}`);
     if (!(mask instanceof Uint8Array)) fail(`mask must be a Uint8Array`);
     if (mask.length !== pixels) fail(`mask has ${mask.length} pixels, expected ${width}x${height}`);
-    if (!(prob instanceof Float32Array)) fail(`prob must be a Float32Array`);
+    if (!(prob instanceof Float32Array || prob instanceof Uint8Array))
+      fail(`prob must be a Float32Array (0–1) or a Uint8Array (×255)`);
     if (prob.length !== pixels) fail(`prob has ${prob.length} pixels, expected ${width}x${height}`);
-    return quantizeProbability(prob);
+    return prob instanceof Uint8Array ? prob : quantizeProbability(prob);
   }
 
   async #write(z: number, image: TypedArray, mask: Uint8Array, prob: Uint8Array): Promise<void> {
@@ -757,7 +754,8 @@ function normalizeOptions(options: ZarrScanWriterOptions): Settings {
 }
 
 /** The probability 0..1 as uint8 0..255, rounded. */
-function quantizeProbability(prob: Float32Array): Uint8Array {
+/** A probability map as the store keeps it: uint8, probability × 255, rounded. */
+export function quantizeProbability(prob: Float32Array): Uint8Array {
   // Uint8ClampedArray rounds, clamps to 0..255 and maps NaN to 0 in the engine: one multiply per pixel.
   const out = new Uint8ClampedArray(prob.length);
   for (let i = 0; i < prob.length; i++) out[i] = prob[i]! * 255;

@@ -36,3 +36,24 @@ export interface ArchiveVolume {
   /** Release the file handle; safe to call twice. */
   close(): Promise<void>;
 }
+
+/**
+ * Check that an archive array is a z × y × x volume (leading axes of size 1 allowed); throws
+ * `bad(reason)` naming `where` (e.g. the dataset path) otherwise. Returns how many leading axes.
+ */
+export function checkVolumeShape(
+  where: string,
+  shape: readonly number[],
+  bad: (reason: string) => Error,
+): number {
+  const dims = shape.join('×') || 'scalar';
+  if (shape.length < 3)
+    throw bad(
+      `${where} is ${shape.length}-D (${dims}); replay needs a 3-D volume (z × y × x), one slice per z`,
+    );
+  if (shape.slice(0, -3).some((n) => n !== 1))
+    throw bad(
+      `${where} is ${shape.length}-D (${dims}); replay needs z × y × x (extra leading axes of size 1 are fine)`,
+    );
+  return shape.length - 3;
+}

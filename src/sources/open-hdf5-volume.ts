@@ -8,7 +8,7 @@
 import { basename, extname } from 'node:path';
 import { type Dtype, dtypeOf, type TypedArray } from '../codecs/dtype.ts';
 import { DecodeError } from '../errors.ts';
-import type { ArchiveVolume } from './archive-volume.ts';
+import { type ArchiveVolume, checkVolumeShape } from './archive-volume.ts';
 import type { ScanMeta } from './source-event.ts';
 
 type H5 = typeof import('h5wasm/node');
@@ -84,17 +84,7 @@ export async function openHdf5Volume(path: string): Promise<ArchiveVolume> {
     const metadata = dataset.metadata;
     const shape = metadata.shape ?? [];
     const dims = shape.join('×') || 'scalar';
-    if (shape.length < 3) {
-      throw bad(
-        `${DXCHANGE_DATA} is ${shape.length}-D (${dims}); replay needs a 3-D volume (z × y × x), one slice per z`,
-      );
-    }
-    const lead = shape.slice(0, -3);
-    if (lead.some((n) => n !== 1)) {
-      throw bad(
-        `${DXCHANGE_DATA} is ${shape.length}-D (${dims}); replay needs z × y × x (extra leading axes of size 1 are fine)`,
-      );
-    }
+    const lead = checkVolumeShape(DXCHANGE_DATA, shape, bad);
     const dtype = dtypeFor(metadata);
     if (typeof dtype !== 'string' || !SUPPORTED.includes(dtype as Dtype)) {
       throw bad(
@@ -118,7 +108,7 @@ export async function openHdf5Volume(path: string): Promise<ArchiveVolume> {
     const meta: ScanMeta = { width, height };
     const sample = stringValue(file, h5, '/measurement/sample/name');
     if (sample !== undefined) meta.sampleId = sample;
-    return hdf5Volume(path, file, dataset, { depth, lead: lead.length, dtype: dtype as Dtype, meta, notes });
+    return hdf5Volume(path, file, dataset, { depth, lead, dtype: dtype as Dtype, meta, notes });
   } catch (err) {
     file.close();
     throw err;

@@ -9,6 +9,7 @@ import { basename, extname, join } from 'node:path';
 import { DecodeError } from '../errors.ts';
 import type { ArchiveVolume } from './archive-volume.ts';
 import type { ScanMeta } from './source-event.ts';
+import { parseSliceNumber } from './watch-folder.ts';
 
 const STAGE = 'source';
 const META_NAME = 'scan.json';
@@ -31,7 +32,7 @@ export async function openSliceFolder(dir: string): Promise<ArchiveVolume> {
   const byZ = new Map<number, string>();
   for (const name of names.sort()) {
     if (!isSliceName(name)) continue;
-    const z = sliceNumber(name);
+    const z = parseSliceNumber(name);
     if (z === undefined) {
       notes.push(`${join(dir, name)} has no slice number in its name; ignored`);
       continue;
@@ -166,14 +167,4 @@ function isSliceName(name: string): boolean {
   const lower = name.toLowerCase();
   if (name.startsWith('.') || lower.endsWith('.partial') || lower.endsWith('.tmp')) return false;
   return SLICE_EXTENSIONS.has(extname(lower));
-}
-
-/** The last run of digits before the extension (`slice_00012.tif` → 12), as the live source reads it. */
-function sliceNumber(name: string): number | undefined {
-  const stem = name.slice(0, name.length - extname(name).length);
-  const digits = stem.match(/\d+/g);
-  const last = digits?.[digits.length - 1];
-  if (last === undefined) return undefined;
-  const z = Number(last);
-  return Number.isSafeInteger(z) ? z : undefined;
 }

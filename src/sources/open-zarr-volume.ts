@@ -8,7 +8,7 @@ import FileSystemStore from '@zarrita/storage/fs';
 import * as zarr from 'zarrita';
 import { type Dtype, dtypeOf, type TypedArray } from '../codecs/dtype.ts';
 import { DecodeError } from '../errors.ts';
-import type { ArchiveVolume } from './archive-volume.ts';
+import { type ArchiveVolume, checkVolumeShape } from './archive-volume.ts';
 import type { ScanMeta } from './source-event.ts';
 
 const STAGE = 'source';
@@ -73,17 +73,7 @@ export async function openZarrVolume(
   const where = arrayPath === '' ? 'the Zarr array' : `Zarr array "${arrayPath}"`;
   const shape = array.shape;
   const dims = shape.join('×') || 'scalar';
-  if (shape.length < 3) {
-    throw bad(
-      `${where} is ${shape.length}-D (${dims}); replay needs a 3-D volume (z × y × x), one slice per z`,
-    );
-  }
-  const lead = shape.slice(0, -3);
-  if (lead.some((n) => n !== 1)) {
-    throw bad(
-      `${where} is ${shape.length}-D (${dims}); replay needs z × y × x (extra leading axes of size 1 are fine)`,
-    );
-  }
+  const lead = checkVolumeShape(where, shape, bad);
   if (!SUPPORTED.includes(array.dtype)) {
     throw bad(`${where} has unsupported dtype ${array.dtype}; supported: ${SUPPORTED.join(', ')}`);
   }
@@ -115,7 +105,7 @@ export async function openZarrVolume(
       try {
         chunk = await zarr.get(
           array,
-          [...lead.map(() => 0), z, null, null],
+          [...Array.from({ length: lead }, () => 0), z, null, null],
           readSignal ? { signal: readSignal } : {},
         );
       } catch (cause) {

@@ -925,7 +925,7 @@ function isIgnoredName(name: string): boolean {
 }
 
 /** The slice number: the last run of digits before the extension (`slice_00012.tif` → 12). */
-function parseSliceNumber(name: string): number | undefined {
+export function parseSliceNumber(name: string): number | undefined {
   const stem = name.slice(0, name.length - extname(name).length);
   const digits = stem.match(/\d+/g);
   const last = digits?.[digits.length - 1];

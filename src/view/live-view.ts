@@ -11,7 +11,7 @@ import type { DendriteAlert } from '../alerts/dendrite-alert.ts';
 import { DEFAULT_NORMALIZATION, normalizeSlice } from '../operators/normalize-slice.ts';
 import type { MaskedSlice } from '../operators/slice-types.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
-import { readZarrScanSlice } from '../sinks/zarr-scan-writer.ts';
+import { readZarrScanPlane } from '../sinks/zarr-scan-writer.ts';
 import { VIEW_PAGE } from './view-page.ts';
 
 /** Scans kept after they complete, newest first. */
@@ -171,17 +171,20 @@ export class LiveView implements AlertSink {
   }
 
   async #renderSlice(scan: ViewScan, z: number, kind: 'image' | 'mask') {
-    const stored = await readZarrScanSlice(join(this.#out, `${scan.scanId}.ome.zarr`), z);
-    const { width, height } = stored;
+    const { width, height, data } = await readZarrScanPlane(
+      join(this.#out, `${scan.scanId}.ome.zarr`),
+      z,
+      kind,
+    );
     if (kind === 'image') {
-      const normalized = normalizeSlice(stored.image, DEFAULT_NORMALIZATION);
+      const normalized = normalizeSlice(data, DEFAULT_NORMALIZATION);
       const gray = new Uint8ClampedArray(width * height);
       for (let i = 0; i < gray.length; i++) gray[i] = (normalized[i] as number) * 255;
       return { width, height, data: new Uint8Array(gray.buffer), channels: 1 };
     }
     const rgba = new Uint8Array(width * height * 4);
     for (let i = 0; i < width * height; i++) {
-      if (stored.mask[i]) {
+      if (data[i]) {
         rgba[i * 4] = 255;
         rgba[i * 4 + 1] = 40;
         rgba[i * 4 + 2] = 40;
