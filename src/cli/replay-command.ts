@@ -16,6 +16,7 @@ import { createLogger, type Logger } from '../log.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
 import { formatAlert } from '../sinks/format-alert.ts';
 import { createJsonlAlertSink, streamSink } from '../sinks/jsonl-alert-sink.ts';
+import { createKafkaAlertSink } from '../sinks/kafka-alert-sink.ts';
 import type { ArchiveVolume } from '../sources/archive-volume.ts';
 import { openArchive } from '../sources/open-archive.ts';
 import { replayArchive, replayPace, scanIdFor } from '../sources/replay-archive.ts';
@@ -24,7 +25,7 @@ import { parseOptions, positiveOption, stringOption } from './parse-options.ts';
 
 export const REPLAY_HELP = `Usage:
   xct-sentinel replay ARCHIVE [--speed max|1x|Nx] [--rate SLICES_PER_S] [--out DIR]
-                      [--alerts FILE|-] [--model tnet|unet|enet] [--models-dir DIR]
+                      [--alerts FILE|-|kafka://…] [--model tnet|unet|enet] [--models-dir DIR]
                       [--scan-id ID] [--json] [--log-level LEVEL]
 
 Runs an archived scan through the same pipeline as live data: masks to <out>/<scanId>.ome.zarr,
@@ -37,6 +38,8 @@ array / OME-Zarr image group.
   --rate N          the original pace in slices/s, for archives that do not record it
   --out DIR         output folder (default ./replays)
   --alerts FILE     append alerts as JSON lines (default -: stdout, readable lines on a terminal)
+  --alerts kafka://HOST:PORT[/TOPIC]
+                    publish alerts as Avro to Kafka (default topic ${KAFKA_DEFAULTS.alertTopic}), key = scan id
   --scan-id ID      default: the archive's name (tooth.h5 → tooth)
   --json            what a pipe gets: no progress bar, JSON logs on stderr, JSON alerts on stdout
   --to-kafka HOST:PORT[/TOPIC]
@@ -82,6 +85,10 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
   const rate = stringOption(values, 'rate') === undefined ? undefined : positiveOption(values, 'rate', 1);
   const out = stringOption(values, 'out') ?? DEFAULT_OUT;
   const alertsTarget = stringOption(values, 'alerts') ?? '-';
+  // Checked before the archive and the model: a typo in a URL fails at once.
+  const alertsKafka = alertsTarget.startsWith('kafka://')
+    ? parseKafkaUrl(alertsTarget, { option: '--alerts', defaultTopic: KAFKA_DEFAULTS.alertTopic })
+    : undefined;
   const modelsDir = stringOption(values, 'models-dir');
   // A bar needs a terminal to redraw in; anything else gets JSON it can parse.
   const bar = values.json !== true && process.stderr.isTTY === true;
@@ -152,6 +159,15 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
         jsonAlerts
           ? streamSink(ctx.stdout, (a) => `${JSON.stringify(a)}\n`)
           : streamSink(ctx.stdout, (a) => clear + formatAlert(a, true)),
+      );
+    } else if (alertsKafka) {
+      sinks.push(
+        await createKafkaAlertSink({
+          brokers: alertsKafka.brokers,
+          topic: alertsKafka.topic,
+          security: kafkaSecurityFromEnv(process.env, alertsKafka),
+          log,
+        }),
       );
     } else {
       sinks.push(await createJsonlAlertSink(alertsTarget));
