@@ -1,11 +1,18 @@
 /**
- * Decodes grayscale TIFF slices with geotiff, after checking the file's structure ourselves:
+ * Decodes grayscale TIFF slices with two libraries, after checking the file's structure ourselves.
+ * image-js `tiff` decodes the common slice (unsigned 8/16-bit or float samples in strips,
+ * uncompressed, LZW or deflate) about 7× faster than geotiff (512×512 uint16: 0.7 vs 5.5 ms; geotiff
+ * reads every sample through a DataView call), which matters at 2k×2k and several slices a second;
+ * geotiff decodes everything else we accept (signed and 32-bit integers, tiles, PackBits).
+ *
+ * The structure check:
  * geotiff trusts offsets, so on a truncated file (one still being written) it fails with a bare
  * "RangeError: Offset is outside the bounds of the DataView" or decodes whatever bytes are there,
  * and its getImageCount() never returns on a cyclic IFD chain. The walk below is cheap (it reads
  * only IFDs, never pixels) and turns those cases into DecodeErrors that say what is wrong.
  */
 import { fromArrayBuffer } from 'geotiff';
+import { decode as decodeWithTiff } from 'tiff';
 import { DecodeError } from '../errors.ts';
 import { type Dtype, dtypeOf, type TypedArray } from './dtype.ts';
 
@@ -48,11 +55,17 @@ export async function decodeTiff(
 
   let data: TypedArray;
   try {
-    const tiff = await fromArrayBuffer(asArrayBuffer(bytes), signal);
-    const image = await tiff.getImage(page);
-    const [band] = await image.readRasters({ samples: [0], signal });
-    if (band === undefined) throw new Error('geotiff returned no raster');
-    data = band;
+    if (layout.fast) {
+      const [decoded] = decodeWithTiff(bytes, { pages: [page] });
+      if (decoded?.data === undefined) throw new Error('tiff returned no raster');
+      data = decoded.data;
+    } else {
+      const tiff = await fromArrayBuffer(asArrayBuffer(bytes), signal);
+      const image = await tiff.getImage(page);
+      const [band] = await image.readRasters({ samples: [0], signal });
+      if (band === undefined) throw new Error('geotiff returned no raster');
+      data = band;
+    }
   } catch (cause) {
     // Cancellation is not a decode failure: let callers see their own abort reason.
     if (signal?.aborted) throw signal.reason;
@@ -104,6 +117,7 @@ const TAG = {
   TileLength: 323,
   TileOffsets: 324,
   TileByteCounts: 325,
+  Predictor: 317,
   SampleFormat: 339,
 } as const;
 
@@ -162,7 +176,12 @@ interface ImageLayout {
   width: number;
   height: number;
   dtype: Dtype;
+  /** Strips of unsigned 8/16-bit or float samples, uncompressed, LZW or deflate, no float predictor: image-js `tiff` reads it. */
+  fast: boolean;
 }
+
+/** Compressions image-js `tiff` decodes: none, LZW, deflate (both tags). */
+const FAST_COMPRESSIONS = new Set([1, 5, 8, 32946]);
 
 interface Reader {
   view: DataView;
@@ -403,7 +422,15 @@ function checkImage(view: DataView, ifd: Ifd, index: number, path: string): Imag
       return fail(`corrupt: ${kind} ${b}${ofPage} holds ${counts[b]} bytes but needs ${blockBytes(b)}`);
     }
   }
-  return { width, height, dtype };
+  // image-js `tiff` undoes horizontal differencing (predictor 2) on 8/16-bit samples only.
+  const predictor = first(TAG.Predictor) ?? 1;
+  const fast =
+    !tiled &&
+    FAST_COMPRESSIONS.has(compression) &&
+    (format === 1
+      ? (bits === 8 || bits === 16) && (predictor === 1 || predictor === 2)
+      : format === 3 && (bits === 32 || bits === 64) && predictor === 1);
+  return { width, height, dtype, fast };
 }
 
 function dtypeFor(format: number, bits: number): Dtype | undefined {
