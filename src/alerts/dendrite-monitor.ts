@@ -27,6 +27,14 @@ export interface MonitorOptions {
   now?: () => number;
 }
 
+/**
+ * What the monitor reads of a slice. `prob` is the model's probability, or the daemon's stored copy of
+ * it (uint8, probability × 255), which the tracker reads as such without a float copy.
+ */
+export type TrackedSlice = Pick<MaskedSlice, 'z' | 'width' | 'height' | 'mask' | 'normalized'> & {
+  prob: Float32Array | Uint8Array;
+};
+
 /** What a component measures against the electrodes. */
 interface Measurement {
   electrode: 'top' | 'bottom';
@@ -51,6 +59,8 @@ export class DendriteMonitor {
   private slices = 0;
   private readonly now: () => number;
   private readonly voidCheck: boolean;
+  private evidence8: Uint8Array | undefined;
+  private evidence32: Float32Array | undefined;
 
   constructor(private readonly o: MonitorOptions) {
     this.voidCheck = o.voidCheck ?? true;
@@ -59,7 +69,7 @@ export class DendriteMonitor {
   }
 
   /** Add the next slice (z ascending); returns the alerts it raises. */
-  addSlice(slice: MaskedSlice, acquired: number): DendriteAlert[] {
+  addSlice(slice: TrackedSlice, acquired: number): DendriteAlert[] {
     this.slices++;
     for (let i = 0; i < slice.mask.length; i++) this.maskVoxels += slice.mask[i] as number;
     const found = estimateInterfaces(slice.normalized, slice.width, slice.height);
@@ -157,14 +167,19 @@ export class DendriteMonitor {
    * as bright as Li or brighter, and 0 where it is as dark as empty space. Gas bubbles and pits are
    * voids, darker than any Li: a model that mistakes one for a dendrite still gives it no confidence.
    */
-  private liEvidence(slice: MaskedSlice, levels: InterfaceEstimate | undefined): Float32Array {
-    if (!levels) return slice.prob;
+  private liEvidence(slice: TrackedSlice, levels: InterfaceEstimate | undefined): Float32Array | Uint8Array {
+    const { prob, mask, normalized } = slice;
+    if (!levels) return prob;
     const voidBelow = levels.liLevel - 0.5 * (levels.electrolyteLevel - levels.liLevel);
-    const out = new Float32Array(slice.prob.length);
-    for (let i = 0; i < out.length; i++) {
-      if (slice.mask[i] === 1 && (slice.normalized[i] as number) >= voidBelow)
-        out[i] = slice.prob[i] as number;
+    // One buffer per monitor, rewritten whole each slice: the tracker reads it only during addSlice.
+    let out = prob instanceof Uint8Array ? this.evidence8 : this.evidence32;
+    if (out?.length !== prob.length) {
+      out = prob instanceof Uint8Array ? new Uint8Array(prob.length) : new Float32Array(prob.length);
+      if (out instanceof Uint8Array) this.evidence8 = out;
+      else this.evidence32 = out;
     }
+    for (let i = 0; i < out.length; i++)
+      out[i] = mask[i] === 1 && (normalized[i] as number) >= voidBelow ? (prob[i] as number) : 0;
     return out;
   }
 

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { catchError, concatMap, EMPTY, from, map, type Observable, Subject, type Subscription } from 'rxjs';
 import type { AlertRules } from '../alerts/alert-rules.ts';
 import type { DendriteAlert } from '../alerts/dendrite-alert.ts';
-import { DendriteMonitor } from '../alerts/dendrite-monitor.ts';
+import { DendriteMonitor, type TrackedSlice } from '../alerts/dendrite-monitor.ts';
 import type { ScanEvent } from '../codecs/avro-scan-event.ts';
 import type { DecodedImage } from '../codecs/decode-tiff.ts';
 import { type Dtype, dtypeOf } from '../codecs/dtype.ts';
@@ -22,7 +22,6 @@ import { tilePatches } from '../operators/tile-patches.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
 import {
   createZarrScanWriter,
-  dequantizeProbability,
   quantizeProbability,
   readZarrScanProgress,
   readZarrScanSlice,
@@ -349,17 +348,12 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         s.width ??= stored.width;
         s.height ??= stored.height;
         s.dtype ??= dtypeOf(stored.image);
-        const slice: MaskedSlice = {
-          scanId: s.scanId,
+        const slice: TrackedSlice = {
           z,
-          readyAt: Date.now(),
           width: stored.width,
           height: stored.height,
-          dtype: dtypeOf(stored.image),
-          data: stored.image,
           normalized: normalizeSlice(stored.image, model.normalization),
-          prob: dequantizeProbability(stored.prob),
-          patches: 0,
+          prob: stored.prob,
           mask: stored.mask,
         };
         s.monitorZ = z;
@@ -512,8 +506,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         }
         if (slice.z > s.monitorZ) {
           s.monitorZ = slice.z;
-          const tracked = { ...slice, prob: dequantizeProbability(storedProb) };
-          await emit(s, monitorFor(s, zarrPath).addSlice(tracked, s.acquired));
+          await emit(s, monitorFor(s, zarrPath).addSlice({ ...slice, prob: storedProb }, s.acquired));
         } else {
           log.warn(
             { scanId: s.scanId, slice: slice.z },

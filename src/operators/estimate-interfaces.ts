@@ -25,6 +25,8 @@ export interface EstimateInterfacesOptions {
   readonly maxRoughness?: number;
 }
 
+/** Most columns of a window that one row's median is taken over (evenly spaced). */
+const MEDIAN_SAMPLES = 16;
 /** Fraction of column windows that must show both interfaces. */
 const MIN_VALID_FRACTION = 0.75;
 /** Fraction of column windows that must agree with their neighbours. */
@@ -186,10 +188,19 @@ export function estimateInterfaces(
   // profiles[k * height + y]: median of row y over window k's columns.
   const profiles = new Float32Array(windows * height);
   const scratch = new Float32Array(Math.max(windows, Math.ceil(width / windows) + 1));
+  // The hot loop (every row of every slice): each window's median is taken over at most
+  // MEDIAN_SAMPLES evenly spaced columns, which ignores a dendrite narrower than half the window just
+  // as all of its columns would, at a fixed cost per row whatever the image width. The samples are
+  // copied into the scratch and selected in place: no subarray views, one array type per access.
   for (let y = 0; y < height; y++) {
     const row = y * width;
     for (let k = 0; k < windows; k++) {
-      profiles[k * height + y] = median(slice.subarray(row + starts[k]!, row + starts[k + 1]!), scratch);
+      const from = row + starts[k]!;
+      const span = starts[k + 1]! - starts[k]!;
+      const step = Math.max(1, Math.floor(span / MEDIAN_SAMPLES));
+      let n = 0;
+      for (let i = 0; i < span; i += step) scratch[n++] = slice[from + i]!;
+      profiles[k * height + y] = select(scratch, n, n >> 1);
     }
   }
   const global = new Float32Array(height);

@@ -60,14 +60,18 @@ function checkTile(tile: TileRect, index: number, width: number, height: number,
   }
 }
 
+/** Blend windows and per-pixel weight sums by geometry (read-only once made), the newest few kept. */
+const WEIGHTS = new Map<string, { window: Float64Array; weightSum: Float64Array }>();
+const MAX_GEOMETRIES = 8;
+
 class PatchStitcher implements Stitcher {
   readonly width: number;
   readonly height: number;
   readonly #tiles: readonly TileRect[];
   readonly #patch: number;
-  readonly #window: Float64Array;
+  #window: Float64Array;
   // Float64 sums: a weighted mean of equal float32 values then rounds back to exactly that value.
-  readonly #weightSum: Float64Array;
+  #weightSum: Float64Array;
   readonly #acc: Float64Array;
   readonly #seen: Uint8Array;
   // Tiles are blended strictly in index order, so the result is bit-identical whatever order they
@@ -84,15 +88,25 @@ class PatchStitcher implements Stitcher {
     this.height = height;
     this.#tiles = tiles.slice();
     this.#patch = patch;
-    this.#window = blendWindow(patch, overlap);
     this.#acc = new Float64Array(width * height);
     this.#seen = new Uint8Array(tiles.length);
-    this.#weightSum = new Float64Array(width * height);
-    for (let i = 0; i < tiles.length; i++) this.#blend(this.#weightSum, i, undefined);
-    const hole = this.#weightSum.indexOf(0);
-    if (hole !== -1) {
-      throw new RangeError(`tiles leave pixel (${hole % width},${Math.floor(hole / width)}) uncovered`);
+    // Every slice of a scan has the same geometry: its window and weight sums are worked out once.
+    const key = `${width}x${height}/${patch}/${overlap}/${tiles.map((t) => `${t.x},${t.y},${t.width},${t.height}`).join(';')}`;
+    let weights = WEIGHTS.get(key);
+    if (!weights) {
+      this.#window = blendWindow(patch, overlap);
+      this.#weightSum = new Float64Array(width * height);
+      for (let i = 0; i < tiles.length; i++) this.#blend(this.#weightSum, i, undefined);
+      const hole = this.#weightSum.indexOf(0);
+      if (hole !== -1) {
+        throw new RangeError(`tiles leave pixel (${hole % width},${Math.floor(hole / width)}) uncovered`);
+      }
+      weights = { window: this.#window, weightSum: this.#weightSum };
+      if (WEIGHTS.size >= MAX_GEOMETRIES) WEIGHTS.delete(WEIGHTS.keys().next().value as string);
+      WEIGHTS.set(key, weights);
     }
+    this.#window = weights.window;
+    this.#weightSum = weights.weightSum;
   }
 
   get tileCount(): number {

@@ -215,13 +215,6 @@ export async function readZarrScanPlane(
   }
 }
 
-/** The float probability of a stored uint8 one. */
-export function dequantizeProbability(q: Uint8Array): Float32Array {
-  const out = new Float32Array(q.length);
-  for (let i = 0; i < q.length; i++) out[i] = q[i]! / 255;
-  return out;
-}
-
 class ScanWriter implements ZarrScanWriter {
   readonly #s: Settings;
   readonly #store: DurableFileStore;
