@@ -28,13 +28,20 @@ export function inferBatches<S extends NormalizedSlice>(
 ): OperatorFunction<PatchJob<S>[], PatchResult<S>> {
   const area = model.patchSize * model.patchSize;
   const maxBatch = options.maxBatch ?? 16;
+  // Batch inputs are reused once their batch is back (at most two are out at a time, see pump):
+  // a megabyte a batch less for the collector, on the thread that also stitches and writes.
+  const free: Float32Array[] = [];
   const run = (jobs: PatchJob<S>[]) => {
-    const input = new Float32Array(jobs.length * area);
+    const buffer = free.pop() ?? new Float32Array(maxBatch * area);
+    const input = buffer.subarray(0, jobs.length * area);
     jobs.forEach((job, k) => {
       input.set(job.data, k * area);
     });
     const started = performance.now();
-    return model.predict(input, jobs.length).then(
+    const settled = model.predict(input, jobs.length).finally(() => {
+      if (free.length < 4) free.push(buffer);
+    });
+    return settled.then(
       (probs) => {
         options.onBatch?.({ batch: jobs.length, ms: performance.now() - started });
         return jobs.map((job, k) => ({ job, probs: probs.subarray(k * area, (k + 1) * area) }));

@@ -1,7 +1,14 @@
 import { Observable, type OperatorFunction } from 'rxjs';
 import type { NormalizedSlice, PatchResult, StitchedSlice } from './slice-types.ts';
 import { createStitcher, type Stitcher } from './stitch-patches.ts';
-import { resolveTileOptions, type TileOptions } from './tile-grid.ts';
+import { resolveTileOptions, type TileOptions, type TileRect } from './tile-grid.ts';
+
+/** Stitchers kept for reuse (slices in flight rarely exceed a handful). */
+const MAX_IDLE = 4;
+
+function geometryKey(width: number, height: number, tiles: readonly TileRect[]): string {
+  return `${width}x${height}/${tiles.map((t) => `${t.x},${t.y},${t.width},${t.height}`).join(';')}`;
+}
 
 /** Blend each slice's patch probabilities back into one probability image, emitted once complete. */
 export function stitchSlices<S extends NormalizedSlice>(
@@ -11,17 +18,28 @@ export function stitchSlices<S extends NormalizedSlice>(
   return (source) =>
     new Observable<S & StitchedSlice>((subscriber) => {
       const open = new Map<S, Stitcher>();
+      // Finished stitchers of the last geometry, reset for the next slice: a scan's slices all share
+      // one, and a stitcher's accumulator is the largest buffer a slice needs.
+      let idle: { key: string; stitchers: Stitcher[] } = { key: '', stitchers: [] };
       const upstream = source.subscribe({
         next: ({ job, probs }) => {
           let stitcher = open.get(job.slice);
           if (!stitcher) {
-            stitcher = createStitcher(job.slice.width, job.slice.height, job.tiles, tileOptions);
+            const key = geometryKey(job.slice.width, job.slice.height, job.tiles);
+            stitcher =
+              (idle.key === key ? idle.stitchers.pop() : undefined) ??
+              createStitcher(job.slice.width, job.slice.height, job.tiles, tileOptions);
             open.set(job.slice, stitcher);
           }
           stitcher.add(job.tile.index, probs);
           if (!stitcher.complete) return;
           open.delete(job.slice);
-          subscriber.next({ ...job.slice, prob: stitcher.result(), patches: job.tiles.length });
+          const prob = stitcher.result();
+          stitcher.reset();
+          const key = geometryKey(job.slice.width, job.slice.height, job.tiles);
+          if (idle.key !== key) idle = { key, stitchers: [] };
+          if (idle.stitchers.length < MAX_IDLE) idle.stitchers.push(stitcher);
+          subscriber.next({ ...job.slice, prob, patches: job.tiles.length });
         },
         error: (err: unknown) => subscriber.error(err),
         complete: () => subscriber.complete(),

@@ -74,3 +74,20 @@ t.test('an identity model returns each slice unchanged: tile → infer → until
     t.ok(worst < 1e-6, `slice ${k}: max |diff| ${worst}`);
   });
 });
+
+t.test('stitchers reused across slices of one geometry carry nothing from the slice before', async (t) => {
+  const identity = modelOf((p) => Float32Array.from(p));
+  // Five slices of one size with a sixth of another in the middle: reuse, a change of geometry, reuse.
+  const sizes = [300, 300, 300, 190, 300, 300];
+  const slices = sizes.map((w, z) => slice(z, w, 260, (i) => ((i * (z + 3)) % 97) / 97));
+  const out = await run(slices, identity, 32);
+  t.equal(out.length, slices.length);
+  out.forEach((o, k) => {
+    const input = slices[k] as NormalizedSlice;
+    let worst = 0;
+    for (let i = 0; i < o.prob.length; i++)
+      worst = Math.max(worst, Math.abs((o.prob[i] as number) - (input.normalized[i] as number)));
+    t.ok(worst < 1e-6, `slice ${k} (${input.width}×${input.height}): max |diff| ${worst}`);
+  });
+  t.not(out[0]?.prob, out[1]?.prob, 'each slice gets its own probability array');
+});
