@@ -71,7 +71,10 @@ export class DendriteMonitor {
   /** Add the next slice (z ascending); returns the alerts it raises. */
   addSlice(slice: TrackedSlice, acquired: number): DendriteAlert[] {
     this.slices++;
-    for (let i = 0; i < slice.mask.length; i++) this.maskVoxels += slice.mask[i] as number;
+    const mask = slice.mask;
+    let voxels = 0;
+    for (let i = 0; i < mask.length; i++) voxels += mask[i] as number;
+    this.maskVoxels += voxels;
     const found = estimateInterfaces(slice.normalized, slice.width, slice.height);
     if (found) {
       this.interfaces.set(slice.z, found);

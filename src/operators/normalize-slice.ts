@@ -69,6 +69,11 @@ export function normalizeSlice(
   const [lo, hi] = percentileRange(data, normalization.low, normalization.high);
   const scale = hi > lo ? 1 / (hi - lo) : 1;
   const out = new Float32Array(data.length);
+  // Integer pixels are always finite: the common slice (uint16) takes the loop without the check.
+  if (data instanceof Uint16Array || data instanceof Uint8Array) {
+    for (let i = 0; i < data.length; i++) out[i] = ((data[i] as number) - lo) * scale;
+    return out;
+  }
   for (let i = 0; i < data.length; i++) {
     const v = ((data[i] as number) - lo) * scale;
     out[i] = Number.isFinite(v) ? v : 0;

@@ -12,8 +12,9 @@ export function thresholdMask<S extends StitchedSlice>(
       stage: 'threshold',
     });
   return map((slice: S) => {
-    const mask = new Uint8Array(slice.prob.length);
-    for (let i = 0; i < mask.length; i++) mask[i] = (slice.prob[i] as number) >= threshold ? 1 : 0;
+    const prob = slice.prob;
+    const mask = new Uint8Array(prob.length);
+    for (let i = 0; i < mask.length; i++) mask[i] = (prob[i] as number) >= threshold ? 1 : 0;
     return { ...slice, mask };
   });
 }
