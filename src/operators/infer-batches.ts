@@ -2,6 +2,7 @@ import { Observable, type OperatorFunction } from 'rxjs';
 import { isXctError, ModelError } from '../errors.ts';
 import type { SegmentationModel } from '../inference/load-model.ts';
 import type { NormalizedSlice, PatchJob, PatchResult } from './slice-types.ts';
+import { extractPatches } from './tile-grid.ts';
 
 export interface InferStats {
   batch: number;
@@ -26,7 +27,8 @@ export function inferBatches<S extends NormalizedSlice>(
   model: SegmentationModel,
   options: InferBatchesOptions = {},
 ): OperatorFunction<PatchJob<S>[], PatchResult<S>> {
-  const area = model.patchSize * model.patchSize;
+  const patchSize = model.patchSize;
+  const area = patchSize * patchSize;
   const maxBatch = options.maxBatch ?? 16;
   // Batch inputs are reused once their batch is back (at most two are out at a time, see pump):
   // a megabyte a batch less for the collector, on the thread that also stitches and writes.
@@ -35,7 +37,15 @@ export function inferBatches<S extends NormalizedSlice>(
     const buffer = free.pop() ?? new Float32Array(maxBatch * area);
     const input = buffer.subarray(0, jobs.length * area);
     jobs.forEach((job, k) => {
-      input.set(job.data, k * area);
+      const { normalized, width, height } = job.slice;
+      extractPatches(
+        normalized,
+        width,
+        height,
+        [job.tile],
+        patchSize,
+        input.subarray(k * area, (k + 1) * area),
+      );
     });
     const started = performance.now();
     const settled = model.predict(input, jobs.length).finally(() => {

@@ -24,13 +24,14 @@ export interface NormalizedSlice extends DecodedSlice {
   normalized: Float32Array;
 }
 
-/** One patch of a slice on its way to the model. */
+/**
+ * One patch of a slice on its way to the model: where it lies. Its pixels are copied out of the
+ * slice's normalized image straight into the batch that carries it (`inferBatches`).
+ */
 export interface PatchJob<S extends NormalizedSlice = NormalizedSlice> {
   slice: S;
   tiles: readonly TileRect[];
   tile: TileRect;
-  /** patch × patch normalized pixels (a view into the slice's patch buffer). */
-  data: Float32Array;
 }
 
 /** The model's probabilities for one patch. */
