@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +61,8 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
     const stats = new DaemonStats();
     let first = Number.NaN;
     let last = Number.NaN;
+    const cpuBefore = process.cpuUsage();
+    const mainBefore = mainThreadCpuMs();
     await runDaemon({
       source: watchFolder(watch, { stabilityMs: 50, idleTimeoutMs: 60_000 }),
       out: join(root, 'out'),
@@ -78,6 +81,15 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
     const seconds = ((last - first) / 1000) * (slices / Math.max(1, slices - 1));
     const e2eSlices = slices / seconds;
     const e2ePatches = stats.patches / seconds;
+    // Where the CPU went: the daemon's own thread against everything else (inference, GC, I/O).
+    const cpu = process.cpuUsage(cpuBefore);
+    const processMs = (cpu.user + cpu.system) / 1000;
+    const mainAfter = mainThreadCpuMs();
+    const cpuPerSlice = {
+      processMs: processMs / slices,
+      daemonThreadMs:
+        mainBefore === undefined || mainAfter === undefined ? undefined : (mainAfter - mainBefore) / slices,
+    };
 
     // 3. Latency at a sustainable live rate.
     ctx.progress('latency run…');
@@ -128,6 +140,7 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
         p99: quantile(latencies, 0.99),
         samples: latencies.length,
       },
+      cpuMsPerSlice: cpuPerSlice,
       meanBatch: stats.batchSizes.reduce((a, b) => a + b, 0) / Math.max(1, stats.batchSizes.length),
       peakRssMiB: rssMiB,
     };
@@ -141,6 +154,7 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
           `end to end     ${e2eSlices.toFixed(2)} slices/s, ${e2ePatches.toFixed(1)} patches/s (mean batch ${report.meanBatch.toFixed(1)})`,
           `bare ORT       ${barePatches.toFixed(1)} patches/s (${bare[0]?.msPerPatch.toFixed(2)} ms/patch)`,
           `ratio          ${report.ratio.toFixed(3)} (end-to-end / bare; 1.0 is the limit)`,
+          `cpu per slice  ${cpuPerSlice.processMs.toFixed(0)} ms in all${cpuPerSlice.daemonThreadMs === undefined ? '' : `, ${cpuPerSlice.daemonThreadMs.toFixed(0)} ms of it on the daemon's thread (decode, tracking, writing); the rest is inference, GC and I/O threads`}`,
           `latency        p50 ${report.latencyMs.p50.toFixed(0)} ms, p99 ${report.latencyMs.p99.toFixed(0)} ms (live at ${rate.toFixed(2)} slices/s, ${latencies.length} slices; file mtime → mask written + alerts emitted)`,
           `peak RSS       ${rssMiB.toFixed(0)} MiB`,
         ].join('\n') + '\n',
@@ -149,6 +163,21 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
   } finally {
     await model.close();
     await rm(root, { recursive: true, force: true });
+  }
+}
+
+/**
+ * CPU time of the process's main thread in ms, from /proc (Linux); undefined elsewhere. Node reports
+ * only whole-process CPU, which here includes ONNX Runtime's threads.
+ */
+function mainThreadCpuMs(): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime (fields 14 and 15 of stat(5)) in clock ticks, 100 per second on Linux.
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,0 +1,39 @@
+import t from 'tap';
+import { runCli } from './run-cli.ts';
+
+// The benchmark's figures are for people to read, never asserted as speeds here; this checks that
+// a small run completes and that the report's numbers hang together.
+t.test('bench --json on a small scan reports consistent figures', async (t) => {
+  const r = await runCli(['bench', '--size', '128', '--slices', '6', '--json'], { timeoutMs: 240_000 });
+  t.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as {
+    scan: { patchesPerSlice: number };
+    endToEnd: { slicesPerSecond: number; patchesPerSecond: number };
+    bareOnnxRuntime: { patchesPerSecond: number };
+    ratio: number;
+    latencyMs: { p50: number; p99: number; samples: number };
+    cpuMsPerSlice: { processMs: number; daemonThreadMs?: number };
+    meanBatch: number;
+    peakRssMiB: number;
+  };
+  t.equal(report.scan.patchesPerSlice, 1, 'a 128×128 slice is one patch');
+  t.ok(
+    report.endToEnd.patchesPerSecond > 0 && report.bareOnnxRuntime.patchesPerSecond > 0,
+    'both throughputs measured',
+  );
+  t.ok(
+    Math.abs(report.ratio - report.endToEnd.patchesPerSecond / report.bareOnnxRuntime.patchesPerSecond) <
+      1e-9,
+    'ratio is end-to-end over bare',
+  );
+  t.ok(report.latencyMs.samples > 0 && report.latencyMs.p50 <= report.latencyMs.p99, 'latency quantiles');
+  t.ok(report.cpuMsPerSlice.processMs > 0, 'process CPU per slice');
+  if (process.platform === 'linux')
+    t.ok(
+      report.cpuMsPerSlice.daemonThreadMs !== undefined &&
+        report.cpuMsPerSlice.daemonThreadMs >= 0 &&
+        report.cpuMsPerSlice.daemonThreadMs <= report.cpuMsPerSlice.processMs,
+      `the daemon thread's share (${report.cpuMsPerSlice.daemonThreadMs} of ${report.cpuMsPerSlice.processMs} ms)`,
+    );
+  t.ok(report.meanBatch >= 1 && report.peakRssMiB > 0, 'mean batch and peak RSS');
+});
