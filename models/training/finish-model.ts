@@ -131,7 +131,7 @@ if (name === 'enet') {
         'Synthetic Li|polymer|Li XCT phantoms from `xct-sentinel simulate --dataset` (branching-random-walk dendrites in three habits, pits, gas bubbles, partial volume, blur, cupping, rings, drift, Poisson+Gaussian noise). No real scan was used: the paper\'s data is not public.',
       patches: index.count,
       seeds: { from: Math.min(...index.seeds), to: Math.max(...index.seeds), validation: train.split?.valSeeds },
-      loss: 'binary cross-entropy',
+      loss: describeLoss(phases.map((p) => (p.hyperparameters as { loss?: string } | undefined)?.loss ?? 'bce')),
       augmentation: "the paper's: 90° rotations, flips, 2% crops, shifts, zoom 0.8–1, ±5% brightness/contrast",
       hyperparameters: train.hyperparameters,
       // A continued run (--init) carries the runs it continued, oldest last: one phase each.
@@ -165,4 +165,16 @@ try {
   console.log(`${name}: IoU ${scores.iou.toFixed(4)} Dice ${scores.dice.toFixed(4)} mIoU ${scores.mIoU.toFixed(4)} mDSC ${scores.mDSC.toFixed(4)} pit ${(scores.pitAsDendrite * 100).toFixed(2)}% bubble ${(scores.bubbleAsDendrite * 100).toFixed(2)}%; batch 1 ${batch1?.msPerPatch.toFixed(2)} ms/patch, best batch ${best.batch} ${best.msPerPatch.toFixed(2)} ms/patch`);
 } finally {
   await model.close();
+}
+
+/** The loss in words, phase by phase when they differ ("bce", "bce+1*softdice" from train.py). */
+function describeLoss(perPhase: readonly string[]): string {
+  const words = (loss: string): string => {
+    const dice = /^bce\+([\d.]+)\*softdice$/.exec(loss);
+    if (dice) return `binary cross-entropy + ${dice[1]} × soft Dice (pooled over the batch)`;
+    return loss === 'bce' ? 'binary cross-entropy' : loss;
+  };
+  const distinct = [...new Set(perPhase)];
+  if (distinct.length === 1) return words(distinct[0] as string);
+  return perPhase.map((loss, i) => `phase ${i + 1}: ${words(loss)}`).join('; ');
 }

@@ -5,7 +5,8 @@ Usage (always the Debian interpreter, which has PyTorch):
       [--epochs N] [--batch 16] [--lr X] [--time-budget-min M] [--seed 0] \
       [--width 64 --depth 8 --heads 4]   # T-Net size; defaults are the paper's
 
-Loss is binary cross-entropy (the paper's best), optimiser AdamW, learning rate linear
+Loss is binary cross-entropy (the paper's best), plus `--dice-weight` times a soft Dice loss
+pooled over the batch when that is above 0 (the metric the daemon is judged on), optimiser AdamW, learning rate linear
 warm-up then cosine decay. The cosine follows whichever runs out first, the epochs or the
 time budget, so a time-budgeted run still ends on a low learning rate. Training stops at
 the time budget (keeping room for the last validation). After every epoch the model is
@@ -51,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--init", help="start from this checkpoint's weights (same model and config): continue a run")
     ap.add_argument("--val-fraction", type=float, default=0.2, help="fraction of scan seeds held out")
     ap.add_argument("--max-val", type=int, default=0, help="validate on at most this many patches (0 = all)")
+    ap.add_argument("--dice-weight", type=float, default=0.0,
+                    help="add this times a soft Dice loss (pooled over the batch) to the cross-entropy")
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -108,6 +111,16 @@ def evaluate(model: torch.nn.Module, ds: PatchDataset, idx: np.ndarray, batch: i
         "confounderFpRate": conf_fp / conf_n if conf_n else None,
         "patches": int(len(idx)),
     }
+
+
+def training_loss(logits: torch.Tensor, mask: torch.Tensor, dice_weight: float) -> torch.Tensor:
+    """Cross-entropy, plus `dice_weight` x (1 - soft Dice) pooled over every pixel of the batch."""
+    loss = F.binary_cross_entropy_with_logits(logits, mask)
+    if dice_weight > 0:
+        p = torch.sigmoid(logits)
+        soft_dice = (2 * (p * mask).sum() + 1) / (p.sum() + mask.sum() + 1)
+        loss = loss + dice_weight * (1 - soft_dice)
+    return loss
 
 
 def lr_at(step: int, progress: float, peak: float, warmup: int, floor: float = 0.01) -> float:
@@ -201,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             "trainPatches": int(len(train_idx)),
             "valPatches": int(len(val_idx)),
             "hyperparameters": {
-                "loss": "bce", "optimizer": "AdamW", "schedule": "warmup+cosine", "peakLr": peak_lr,
+                "loss": "bce" if args.dice_weight <= 0 else f"bce+{args.dice_weight}*softdice", "optimizer": "AdamW", "schedule": "warmup+cosine", "peakLr": peak_lr,
                 "weightDecay": args.weight_decay, "warmupSteps": args.warmup_steps, "batch": args.batch,
                 "epochs": args.epochs, "timeBudgetMin": args.time_budget_min, "seed": args.seed,
                 "valFraction": args.val_fraction, "augment": None if args.no_augment else vars(aug_cfg),
@@ -234,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             lr = lr_at(step, progress, peak_lr, args.warmup_steps)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss = F.binary_cross_entropy_with_logits(model.forward_logits(img), mask)
+            loss = training_loss(model.forward_logits(img), mask, args.dice_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -13,6 +13,7 @@
 #   TNET_CONTINUE_MIN=25              then continue T-Net alone on every thread for this long (0: no)
 #   TNET_CONTINUE2_MIN=59             and once more at a lower learning rate (0: no); the shipped
 #                                     T-Net's third phase was a 70-minute budget stopped by hand at 59
+#   TNET_CONTINUE3_MIN=65             and a fourth time with a soft Dice term added to the loss (0: no)
 #   TRAIN_ARGS=""                     extra train.py arguments, e.g. "--threads 8 --batch 32"
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -52,6 +53,13 @@ if [[ " $MODELS " == *" tnet "* ]] && [ "${TNET_CONTINUE_MIN:-25}" != 0 ]; then
       --time-budget-min "${TNET_CONTINUE2_MIN:-59}" --max-val 1000 --threads 2 --lr 2e-4 --warmup-steps 50 ${TRAIN_ARGS:-} \
       > "$RUNS/tnet-c2/tnet.log" 2>&1
     cp "$RUNS/tnet-c2/tnet.pt" "$RUNS/tnet-c2/tnet.train.json" "$RUNS/"
+    if [ "${TNET_CONTINUE3_MIN:-65}" != 0 ]; then
+      mkdir -p "$RUNS/tnet-c3"
+      "$PY" models/training/train.py --model tnet --data "$DATA" --out "$RUNS/tnet-c3" --init "$RUNS/tnet.pt" \
+        --time-budget-min "${TNET_CONTINUE3_MIN:-65}" --max-val 1000 --threads 2 --lr 1e-4 --warmup-steps 50 \
+        --dice-weight 1 ${TRAIN_ARGS:-} > "$RUNS/tnet-c3/tnet.log" 2>&1
+      cp "$RUNS/tnet-c3/tnet.pt" "$RUNS/tnet-c3/tnet.train.json" "$RUNS/"
+    fi
   fi
 fi
 
