@@ -14,6 +14,7 @@
 #   TNET_CONTINUE2_MIN=59             and once more at a lower learning rate (0: no); the shipped
 #                                     T-Net's third phase was a 70-minute budget stopped by hand at 59
 #   TNET_CONTINUE3_MIN=65             and a fourth time with a soft Dice term added to the loss (0: no)
+#   TNET_CONTINUE4_MIN=45             and a fifth, the same at a slightly lower learning rate (0: no)
 #   TRAIN_ARGS=""                     extra train.py arguments, e.g. "--threads 8 --batch 32"
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -59,6 +60,13 @@ if [[ " $MODELS " == *" tnet "* ]] && [ "${TNET_CONTINUE_MIN:-25}" != 0 ]; then
         --time-budget-min "${TNET_CONTINUE3_MIN:-65}" --max-val 1000 --threads 2 --lr 1e-4 --warmup-steps 50 \
         --dice-weight 1 ${TRAIN_ARGS:-} > "$RUNS/tnet-c3/tnet.log" 2>&1
       cp "$RUNS/tnet-c3/tnet.pt" "$RUNS/tnet-c3/tnet.train.json" "$RUNS/"
+      if [ "${TNET_CONTINUE4_MIN:-45}" != 0 ]; then
+        mkdir -p "$RUNS/tnet-c4"
+        "$PY" models/training/train.py --model tnet --data "$DATA" --out "$RUNS/tnet-c4" --init "$RUNS/tnet.pt" \
+          --time-budget-min "${TNET_CONTINUE4_MIN:-45}" --max-val 1000 --threads 2 --lr 8e-5 --warmup-steps 50 \
+          --dice-weight 1 ${TRAIN_ARGS:-} > "$RUNS/tnet-c4/tnet.log" 2>&1
+        cp "$RUNS/tnet-c4/tnet.pt" "$RUNS/tnet-c4/tnet.train.json" "$RUNS/"
+      fi
     fi
   fi
 fi
