@@ -41,34 +41,30 @@ else
   for m in $MODELS; do train "$m" --threads 2; done
 fi
 
-# T-Net learns more slowly than U-Net per epoch: give it the machine once U-Net is done.
-if [[ " $MODELS " == *" tnet "* ]] && [ "${TNET_CONTINUE_MIN:-25}" != 0 ]; then
-  mkdir -p "$RUNS/tnet-continued"
-  "$PY" models/training/train.py --model tnet --data "$DATA" --out "$RUNS/tnet-continued" --init "$RUNS/tnet.pt" \
-    --time-budget-min "${TNET_CONTINUE_MIN:-25}" --max-val 1000 --threads 2 --lr 3e-4 --warmup-steps 50 ${TRAIN_ARGS:-} \
-    > "$RUNS/tnet-continued/tnet.log" 2>&1
-  cp "$RUNS/tnet-continued/tnet.pt" "$RUNS/tnet-continued/tnet.train.json" "$RUNS/"
-  if [ "${TNET_CONTINUE2_MIN:-59}" != 0 ]; then
-    mkdir -p "$RUNS/tnet-c2"
-    "$PY" models/training/train.py --model tnet --data "$DATA" --out "$RUNS/tnet-c2" --init "$RUNS/tnet.pt" \
-      --time-budget-min "${TNET_CONTINUE2_MIN:-59}" --max-val 1000 --threads 2 --lr 2e-4 --warmup-steps 50 ${TRAIN_ARGS:-} \
-      > "$RUNS/tnet-c2/tnet.log" 2>&1
-    cp "$RUNS/tnet-c2/tnet.pt" "$RUNS/tnet-c2/tnet.train.json" "$RUNS/"
-    if [ "${TNET_CONTINUE3_MIN:-65}" != 0 ]; then
-      mkdir -p "$RUNS/tnet-c3"
-      "$PY" models/training/train.py --model tnet --data "$DATA" --out "$RUNS/tnet-c3" --init "$RUNS/tnet.pt" \
-        --time-budget-min "${TNET_CONTINUE3_MIN:-65}" --max-val 1000 --threads 2 --lr 1e-4 --warmup-steps 50 \
-        --dice-weight 1 ${TRAIN_ARGS:-} > "$RUNS/tnet-c3/tnet.log" 2>&1
-      cp "$RUNS/tnet-c3/tnet.pt" "$RUNS/tnet-c3/tnet.train.json" "$RUNS/"
-      if [ "${TNET_CONTINUE4_MIN:-45}" != 0 ]; then
-        mkdir -p "$RUNS/tnet-c4"
-        "$PY" models/training/train.py --model tnet --data "$DATA" --out "$RUNS/tnet-c4" --init "$RUNS/tnet.pt" \
-          --time-budget-min "${TNET_CONTINUE4_MIN:-45}" --max-val 1000 --threads 2 --lr 8e-5 --warmup-steps 50 \
-          --dice-weight 1 ${TRAIN_ARGS:-} > "$RUNS/tnet-c4/tnet.log" 2>&1
-        cp "$RUNS/tnet-c4/tnet.pt" "$RUNS/tnet-c4/tnet.train.json" "$RUNS/"
-      fi
-    fi
-  fi
+# Continue T-Net from $RUNS/tnet.pt for one more phase: continue_tnet DIR MINUTES LR [train.py args...];
+# the phase's checkpoint and record become $RUNS/tnet.* (the record chains the phases before it).
+continue_tnet() {
+  local dir="$RUNS/$1" minutes=$2 lr=$3
+  mkdir -p "$dir"
+  # shellcheck disable=SC2086  # TRAIN_ARGS is meant to split into words
+  "$PY" models/training/train.py --model tnet --data "$DATA" --out "$dir" --init "$RUNS/tnet.pt" \
+    --time-budget-min "$minutes" --max-val 1000 --threads 2 --lr "$lr" --warmup-steps 50 "${@:4}" ${TRAIN_ARGS:-} \
+    > "$dir/tnet.log" 2>&1
+  cp "$dir/tnet.pt" "$dir/tnet.train.json" "$RUNS/"
+}
+
+# T-Net learns more slowly than U-Net per epoch: give it the machine once U-Net is done. Each phase
+# runs only if the one before it did.
+if [[ " $MODELS " == *" tnet "* ]]; then
+  for phase in "tnet-continued ${TNET_CONTINUE_MIN:-25} 3e-4" \
+               "tnet-c2 ${TNET_CONTINUE2_MIN:-59} 2e-4" \
+               "tnet-c3 ${TNET_CONTINUE3_MIN:-65} 1e-4 --dice-weight 1" \
+               "tnet-c4 ${TNET_CONTINUE4_MIN:-45} 8e-5 --dice-weight 1"; do
+    # shellcheck disable=SC2086  # the phase's words are its arguments
+    set -- $phase
+    [ "$2" = 0 ] && break
+    continue_tnet "$@"
+  done
 fi
 
 for m in $MODELS; do

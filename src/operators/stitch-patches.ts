@@ -1,4 +1,10 @@
-import { checkImageSize, resolveTileOptions, type TileOptions, type TileRect } from './tile-grid.ts';
+import {
+  checkImageSize,
+  resolveTileOptions,
+  type TileOptions,
+  type TileRect,
+  tileGeometryKey,
+} from './tile-grid.ts';
 
 /** Collects a slice's patch probability maps and blends them into one probability image. */
 export interface Stitcher {
@@ -91,7 +97,7 @@ class PatchStitcher implements Stitcher {
     this.#acc = new Float64Array(width * height);
     this.#seen = new Uint8Array(tiles.length);
     // Every slice of a scan has the same geometry: its window and weight sums are worked out once.
-    const key = `${width}x${height}/${patch}/${overlap}/${tiles.map((t) => `${t.x},${t.y},${t.width},${t.height}`).join(';')}`;
+    const key = `${tileGeometryKey(width, height, tiles)}/${patch}/${overlap}`;
     let weights = WEIGHTS.get(key);
     if (!weights) {
       this.#window = blendWindow(patch, overlap);

@@ -1,14 +1,10 @@
 import { Observable, type OperatorFunction } from 'rxjs';
 import type { NormalizedSlice, PatchResult, StitchedSlice } from './slice-types.ts';
 import { createStitcher, type Stitcher } from './stitch-patches.ts';
-import { resolveTileOptions, type TileOptions, type TileRect } from './tile-grid.ts';
+import { resolveTileOptions, type TileOptions, tileGeometryKey } from './tile-grid.ts';
 
 /** Stitchers kept for reuse (slices in flight rarely exceed a handful). */
 const MAX_IDLE = 4;
-
-function geometryKey(width: number, height: number, tiles: readonly TileRect[]): string {
-  return `${width}x${height}/${tiles.map((t) => `${t.x},${t.y},${t.width},${t.height}`).join(';')}`;
-}
 
 /** Blend each slice's patch probabilities back into one probability image, emitted once complete. */
 export function stitchSlices<S extends NormalizedSlice>(
@@ -17,26 +13,27 @@ export function stitchSlices<S extends NormalizedSlice>(
   const tileOptions = resolveTileOptions(options);
   return (source) =>
     new Observable<S & StitchedSlice>((subscriber) => {
-      const open = new Map<S, Stitcher>();
+      const open = new Map<S, { stitcher: Stitcher; key: string }>();
       // Finished stitchers of the last geometry, reset for the next slice: a scan's slices all share
       // one, and a stitcher's accumulator is the largest buffer a slice needs.
       let idle: { key: string; stitchers: Stitcher[] } = { key: '', stitchers: [] };
       const upstream = source.subscribe({
         next: ({ job, probs }) => {
-          let stitcher = open.get(job.slice);
-          if (!stitcher) {
-            const key = geometryKey(job.slice.width, job.slice.height, job.tiles);
-            stitcher =
+          let entry = open.get(job.slice);
+          if (!entry) {
+            const key = tileGeometryKey(job.slice.width, job.slice.height, job.tiles);
+            const stitcher =
               (idle.key === key ? idle.stitchers.pop() : undefined) ??
               createStitcher(job.slice.width, job.slice.height, job.tiles, tileOptions);
-            open.set(job.slice, stitcher);
+            entry = { stitcher, key };
+            open.set(job.slice, entry);
           }
+          const { stitcher, key } = entry;
           stitcher.add(job.tile.index, probs);
           if (!stitcher.complete) return;
           open.delete(job.slice);
           const prob = stitcher.result();
           stitcher.reset();
-          const key = geometryKey(job.slice.width, job.slice.height, job.tiles);
           if (idle.key !== key) idle = { key, stitchers: [] };
           if (idle.stitchers.length < MAX_IDLE) idle.stitchers.push(stitcher);
           subscriber.next({ ...job.slice, prob, patches: job.tiles.length });

@@ -87,6 +87,11 @@ export function tileGrid(width: number, height: number, options: TileOptions = {
   return tiles;
 }
 
+/** A string naming an image size and its tiles: equal for slices a stitcher can be shared by. */
+export function tileGeometryKey(width: number, height: number, tiles: readonly TileRect[]): string {
+  return `${width}x${height}:${tiles.map((t) => `${t.x},${t.y},${t.width},${t.height}`).join(';')}`;
+}
+
 /**
  * Mirror an index into [0, n) without repeating the edge pixel (numpy's `reflect`: … 2 1 0 1 2 …),
  * repeating the reflection as often as needed so a patch may be many times the image size.
