@@ -9,6 +9,7 @@ import { evalCommand } from './eval-command.ts';
 import { replayCommand } from './replay-command.ts';
 import { runCommand } from './run-command.ts';
 import { SIMULATE_HELP, simulateCommand } from './simulate-command.ts';
+import { tuneHeap } from './tune-heap.ts';
 
 /** A finished command whose process is still alive this long after is made to exit. */
 const LINGER_MS = 3000;
@@ -82,6 +83,7 @@ function version(): string {
 
 // Only act when run as a program, never on import (tests import `main`).
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/xct-sentinel')) {
+  tuneHeap();
   const controller = new AbortController();
   const ctx = processContext(controller.signal);
   let signals = 0;
