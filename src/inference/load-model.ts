@@ -122,10 +122,13 @@ class OnnxModel implements SegmentationModel {
     const p = this.patchSize;
     if (patches.length < count * p * p)
       throw new RangeError(`${count} patches need ${count * p * p} values, got ${patches.length}`);
-    return this.runner.run(patches.subarray(0, count * p * p), [count, 1, p, p], {
-      input: this.card.input,
-      output: this.card.output,
-    });
+    // One probability map per patch, the patch's shape: ONNX Runtime writes it in place.
+    return this.runner.run(
+      patches.subarray(0, count * p * p),
+      [count, 1, p, p],
+      { input: this.card.input, output: this.card.output },
+      [count, 1, p, p],
+    );
   }
 
   async close(): Promise<void> {

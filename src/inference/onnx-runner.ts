@@ -13,7 +13,16 @@ export interface OnnxRunner {
   readonly provider: Provider;
   /** Why the requested provider was not used, when it was not. */
   readonly fallbackReason: string | undefined;
-  run(input: Float32Array, dims: number[], names: { input: string; output: string }): Promise<Float32Array>;
+  /**
+   * Run on `input` (shape `dims`); the caller keeps `input`. With `outputDims`, the output's shape is
+   * known beforehand and ONNX Runtime writes it in place (a wrong shape fails the run).
+   */
+  run(
+    input: Float32Array,
+    dims: number[],
+    names: { input: string; output: string },
+    outputDims?: number[],
+  ): Promise<Float32Array>;
   /** Release the session (and its thread); safe to call twice. */
   release(): Promise<void>;
 }
@@ -52,9 +61,15 @@ async function openInline(
   return {
     provider: opened.provider,
     fallbackReason: opened.fallbackReason,
-    async run(input, dims, names) {
+    async run(input, dims, names, outputDims) {
       if (released) throw new ModelError(`model ${label.name} is closed`, { model: label.name });
-      const result = await opened.session.run({ [names.input]: new ort.Tensor('float32', input, dims) });
+      const feeds = { [names.input]: new ort.Tensor('float32', input, dims) };
+      if (outputDims) {
+        const out = new Float32Array(outputDims.reduce((a, b) => a * b, 1));
+        await opened.session.run(feeds, { [names.output]: new ort.Tensor('float32', out, outputDims) });
+        return out;
+      }
+      const result = await opened.session.run(feeds);
       const output = result[names.output];
       if (!output || !(output.data instanceof Float32Array))
         throw new ModelError(`model ${label.name}: output "${names.output}" missing or not float32`, {
@@ -98,6 +113,10 @@ async function openInWorker(
   const worker = startWorker(data);
   const pending = new Map<number, { resolve: (d: Float32Array) => void; reject: (e: unknown) => void }>();
   let nextId = 0;
+  // Input buffers go to the worker and come back with each result, so a run costs one copy into a
+  // spare buffer here instead of a structured clone (allocate, copy, allocate, copy across threads).
+  const spare: ArrayBuffer[] = [];
+  const MAX_SPARE = 4;
   /** Set once the worker can take no more work: every later run fails with it. */
   let gone: ModelError | undefined;
   let onOpened: ((reply: OnnxWorkerReply) => void) | undefined;
@@ -117,6 +136,7 @@ async function openInWorker(
         break;
       case 'result':
       case 'run-failed': {
+        if (spare.length < MAX_SPARE) spare.push(reply.input);
         const p = pending.get(reply.id);
         pending.delete(reply.id);
         if (reply.type === 'result') p?.resolve(reply.data);
@@ -163,22 +183,27 @@ async function openInWorker(
   return {
     provider: opened.provider,
     fallbackReason: opened.fallbackReason,
-    run(input, dims, names) {
+    run(input, dims, names, outputDims) {
       if (gone) return Promise.reject(gone);
       if (released)
         return Promise.reject(new ModelError(`model ${label.name} is closed`, { model: label.name }));
       const id = nextId++;
+      const at = spare.findIndex((b) => b.byteLength >= input.byteLength);
+      const buffer = at >= 0 ? (spare.splice(at, 1)[0] as ArrayBuffer) : new ArrayBuffer(input.byteLength);
+      new Float32Array(buffer, 0, input.length).set(input);
       return new Promise<Float32Array>((resolve, reject) => {
         pending.set(id, { resolve, reject });
         const request: OnnxWorkerRequest = {
           type: 'run',
           id,
-          input,
+          input: buffer,
+          length: input.length,
           dims,
+          ...(outputDims && { outputDims }),
           inputName: names.input,
           outputName: names.output,
         };
-        worker.postMessage(request);
+        worker.postMessage(request, [buffer]);
       });
     },
     release() {

@@ -16,17 +16,29 @@ export interface OnnxWorkerData {
   threads: number;
 }
 
-/** Main → worker. */
+/**
+ * Main → worker. `input` is handed over (transferred, not copied): its first `length` floats are the
+ * tensor. With `outputDims`, ONNX Runtime writes the output straight into a fresh buffer of that shape.
+ */
 export type OnnxWorkerRequest =
-  | { type: 'run'; id: number; input: Float32Array; dims: number[]; inputName: string; outputName: string }
+  | {
+      type: 'run';
+      id: number;
+      input: ArrayBuffer;
+      length: number;
+      dims: number[];
+      outputDims?: number[];
+      inputName: string;
+      outputName: string;
+    }
   | { type: 'close' };
 
-/** Worker → main. */
+/** Worker → main. Every run hands its input buffer back (`input`), for the next run to reuse. */
 export type OnnxWorkerReply =
   | { type: 'opened'; provider: Provider; fallbackReason?: string }
   | { type: 'open-failed'; message: string }
-  | { type: 'result'; id: number; data: Float32Array }
-  | { type: 'run-failed'; id: number; message: string }
+  | { type: 'result'; id: number; data: Float32Array; input: ArrayBuffer }
+  | { type: 'run-failed'; id: number; message: string; input: ArrayBuffer }
   | { type: 'closed' };
 
 const port = parentPort;
@@ -60,18 +72,30 @@ if (session) {
       port.close();
       return;
     }
+    const { input } = request;
     try {
-      const result = await s.run({
-        [request.inputName]: new ort.Tensor('float32', request.input, request.dims),
-      });
-      const output = result[request.outputName];
-      if (!output || !(output.data instanceof Float32Array))
-        throw new Error(`output "${request.outputName}" missing or not float32`);
-      // A copy that owns its buffer, so it can be handed over without copying again.
-      const out = output.data.slice();
-      send({ type: 'result', id: request.id, data: out }, [out.buffer as ArrayBuffer]);
+      const feeds = {
+        [request.inputName]: new ort.Tensor(
+          'float32',
+          new Float32Array(input, 0, request.length),
+          request.dims,
+        ),
+      };
+      let out: Float32Array;
+      if (request.outputDims) {
+        // Written in place by ONNX Runtime, and this thread's to hand over: no copy on either side.
+        out = new Float32Array(request.outputDims.reduce((a, b) => a * b, 1));
+        await s.run(feeds, { [request.outputName]: new ort.Tensor('float32', out, request.outputDims) });
+      } else {
+        const output = (await s.run(feeds))[request.outputName];
+        if (!output || !(output.data instanceof Float32Array))
+          throw new Error(`output "${request.outputName}" missing or not float32`);
+        // A copy that owns its buffer, so it can be handed over without copying again.
+        out = output.data.slice();
+      }
+      send({ type: 'result', id: request.id, data: out, input }, [out.buffer as ArrayBuffer, input]);
     } catch (err) {
-      send({ type: 'run-failed', id: request.id, message: describeError(err) });
+      send({ type: 'run-failed', id: request.id, message: describeError(err), input }, [input]);
     }
   });
 }
