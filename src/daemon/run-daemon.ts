@@ -22,7 +22,6 @@ import { tilePatches } from '../operators/tile-patches.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
 import {
   createZarrScanWriter,
-  quantizeProbability,
   readZarrScanProgress,
   readZarrScanSlice,
   type ZarrScanWriter,
@@ -470,9 +469,9 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       const work = s.chain.then(async () => {
         if (s.failed) return;
         const zarrPath = join(o.out, `${s.scanId}.ome.zarr`);
-        // Quantized once: what the store keeps is also what the tracker sees, so a scan rebuilt from
-        // its store after a restart tracks exactly what an uninterrupted run would have.
-        const storedProb = quantizeProbability(slice.prob);
+        // Quantized once (by thresholdMask): what the store keeps is also what the tracker sees, so a
+        // scan rebuilt from its store after a restart tracks exactly what an uninterrupted run would have.
+        const { storedProb } = slice;
         try {
           s.writer ??= await createZarrScanWriter({
             root: zarrPath,

@@ -50,4 +50,6 @@ export interface StitchedSlice extends NormalizedSlice {
 export interface MaskedSlice extends StitchedSlice {
   /** 1 where prob ≥ the model's threshold. */
   mask: Uint8Array;
+  /** prob as the store keeps it and the tracker reads it: uint8, probability × 255 rounded. */
+  storedProb: Uint8Array;
 }

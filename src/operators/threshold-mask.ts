@@ -2,7 +2,11 @@ import { map, type OperatorFunction } from 'rxjs';
 import { ConfigError } from '../errors.ts';
 import type { MaskedSlice, StitchedSlice } from './slice-types.ts';
 
-/** Call a voxel dendrite where its probability reaches the threshold. */
+/**
+ * Call a voxel dendrite where its probability reaches the threshold. The same pass also quantizes the
+ * probability the way the store keeps it (`storedProb`, see `quantizeProbability`), so the slice's
+ * probabilities are read once on their way out.
+ */
 export function thresholdMask<S extends StitchedSlice>(
   threshold: number,
 ): OperatorFunction<S, S & MaskedSlice> {
@@ -13,8 +17,15 @@ export function thresholdMask<S extends StitchedSlice>(
     });
   return map((slice: S) => {
     const prob = slice.prob;
-    const mask = new Uint8Array(prob.length);
-    for (let i = 0; i < mask.length; i++) mask[i] = (prob[i] as number) >= threshold ? 1 : 0;
-    return { ...slice, mask };
+    const n = prob.length;
+    const mask = new Uint8Array(n);
+    // Uint8ClampedArray rounds, clamps to 0..255 and maps NaN to 0 in the engine (as quantizeProbability).
+    const stored = new Uint8ClampedArray(n);
+    for (let i = 0; i < n; i++) {
+      const p = prob[i] as number;
+      mask[i] = p >= threshold ? 1 : 0;
+      stored[i] = p * 255;
+    }
+    return { ...slice, mask, storedProb: new Uint8Array(stored.buffer) };
   });
 }

@@ -7,6 +7,7 @@ import type { MaskedSlice } from '../../src/operators/slice-types.ts';
 import { createPhantom } from '../../src/sim/phantom.ts';
 import { LABEL, renderSlice } from '../../src/sim/render-slice.ts';
 import { summarizePhantom } from '../../src/sim/summarize-phantom.ts';
+import { quantizeProbability } from '../../src/sinks/zarr-scan-writer.ts';
 
 const model = { name: 'truth', version: '0', sha256: '0'.repeat(64), provider: 'cpu' as const };
 
@@ -41,6 +42,7 @@ function monitorScan(seed: number, classes: number[], opts: { dendrites?: number
       normalized,
       prob,
       mask,
+      storedProb: quantizeProbability(prob),
       patches: 0,
     };
     for (const a of monitor.addSlice(slice, z + 1)) alerts.push({ ...a, atSlice: z });

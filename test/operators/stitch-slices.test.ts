@@ -7,6 +7,7 @@ import type { NormalizedSlice } from '../../src/operators/slice-types.ts';
 import { stitchSlices } from '../../src/operators/stitch-slices.ts';
 import { thresholdMask } from '../../src/operators/threshold-mask.ts';
 import { tilePatches } from '../../src/operators/tile-patches.ts';
+import { quantizeProbability } from '../../src/sinks/zarr-scan-writer.ts';
 
 /** A stand-in model for the stitching test (the thing under test is the stitch, not the model). */
 function modelOf(fn: (patch: Float32Array) => Float32Array): SegmentationModel {
@@ -56,6 +57,11 @@ t.test('a constant-probability model gives a seamless constant probability and m
     t.ok(
       out.mask.every((m) => m === 1),
       `overlap ${overlap}: mask all 1`,
+    );
+    t.same(
+      out.storedProb,
+      quantizeProbability(out.prob),
+      `overlap ${overlap}: stored form as the store quantizes`,
     );
   }
 });
