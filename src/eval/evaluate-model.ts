@@ -42,14 +42,18 @@ export async function evaluateModel(
 
 export interface SpeedPoint {
   batch: number;
+  /** From the median run: a typical batch's speed. */
   patchesPerSecond: number;
   msPerPatch: number;
+  /** Every patch of every timed run over their total time: throughput, slow runs included. */
+  sustainedPatchesPerSecond: number;
   runs: number;
 }
 
 /**
  * Bare inference speed: the model alone on real patches (a simulated slice, normalized and tiled),
- * per batch size, as the median of repeated timed runs after a warm-up.
+ * per batch size, from repeated timed runs after a warm-up: the median run's speed, and the
+ * sustained throughput over all of them.
  */
 export async function measureSpeed(
   model: SegmentationModel,
@@ -79,12 +83,14 @@ export async function measureSpeed(
       await model.predict(input, batch);
       times.push(performance.now() - t0);
     }
+    const total = times.reduce((a, b) => a + b, 0);
     times.sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)] as number;
     points.push({
       batch,
       patchesPerSecond: (batch * 1000) / median,
       msPerPatch: median / batch,
+      sustainedPatchesPerSecond: (batch * times.length * 1000) / total,
       runs: times.length,
     });
   }

@@ -9,7 +9,7 @@ t.test('bench --json on a small scan reports consistent figures', async (t) => {
   const report = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as {
     scan: { patchesPerSlice: number };
     endToEnd: { slicesPerSecond: number; patchesPerSecond: number };
-    bareOnnxRuntime: { patchesPerSecond: number };
+    bareOnnxRuntime: { patchesPerSecond: number; medianBatchPatchesPerSecond: number; runs: number };
     ratio: number;
     latencyMs: { p50: number; p99: number; samples: number };
     cpuMsPerSlice: { processMs: number; daemonThreadMs?: number };
@@ -20,6 +20,10 @@ t.test('bench --json on a small scan reports consistent figures', async (t) => {
   t.ok(
     report.endToEnd.patchesPerSecond > 0 && report.bareOnnxRuntime.patchesPerSecond > 0,
     'both throughputs measured',
+  );
+  t.ok(
+    report.bareOnnxRuntime.runs >= 5 && report.bareOnnxRuntime.medianBatchPatchesPerSecond > 0,
+    'bare: sustained over at least 5 timed batches, and the median batch beside it',
   );
   t.ok(
     Math.abs(report.ratio - report.endToEnd.patchesPerSecond / report.bareOnnxRuntime.patchesPerSecond) <
