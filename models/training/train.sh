@@ -15,6 +15,8 @@
 #                                     T-Net's third phase was a 70-minute budget stopped by hand at 59
 #   TNET_CONTINUE3_MIN=65             and a fourth time with a soft Dice term added to the loss (0: no)
 #   TNET_CONTINUE4_MIN=45             and a fifth, the same at a slightly lower learning rate (0: no)
+#   TNET_CONTINUE5_MIN=95             and a sixth, the same at lr 1e-4 (0: no); the shipped T-Net's sixth
+#                                     phase shared the machine with benchmarks for ~10 of its minutes
 #   TRAIN_ARGS=""                     extra train.py arguments, e.g. "--threads 8 --batch 32"
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -59,7 +61,8 @@ if [[ " $MODELS " == *" tnet "* ]]; then
   for phase in "tnet-continued ${TNET_CONTINUE_MIN:-25} 3e-4" \
                "tnet-c2 ${TNET_CONTINUE2_MIN:-59} 2e-4" \
                "tnet-c3 ${TNET_CONTINUE3_MIN:-65} 1e-4 --dice-weight 1" \
-               "tnet-c4 ${TNET_CONTINUE4_MIN:-45} 8e-5 --dice-weight 1"; do
+               "tnet-c4 ${TNET_CONTINUE4_MIN:-45} 8e-5 --dice-weight 1" \
+               "tnet-c5 ${TNET_CONTINUE5_MIN:-95} 1e-4 --dice-weight 1"; do
     # shellcheck disable=SC2086  # the phase's words are its arguments
     set -- $phase
     [ "$2" = 0 ] && break

@@ -13,7 +13,7 @@ import { runLiveScanner } from '../../src/sim/live-scanner.ts';
 import type { AlertSink } from '../../src/sinks/alert-sink.ts';
 import { watchFolder } from '../../src/sources/watch-folder.ts';
 
-const MASK_DICE_FLOOR = 0.8;
+const MASK_DICE_FLOOR = 0.83;
 
 let model: SegmentationModel;
 t.before(async () => {
@@ -99,8 +99,9 @@ t.test(
     );
     t.equal(r.alerts.at(-1)?.kind, 'scan-summary', 'the scan summary comes last');
 
-    // Issue 4 asks for 0.85; the shipped T-Net (five phases, 249 CPU-minutes) measures 0.844 here.
-    // The floor sits just under what it does, so a broken pipeline or a worse model fails here.
+    // Issue 4 asks for 0.85; the shipped T-Net (six phases, 344 CPU-minutes) measures 0.846 here.
+    // The floor sits under what it does by more than run-to-run noise (batches form differently from
+    // run to run; a voxel or two may flip), so a broken pipeline or a clearly worse model fails here.
     const score = await scoreAgainstTruth(scan.zarrPath, r.written.truthPath);
     t.ok(
       score.dice >= MASK_DICE_FLOOR,
