@@ -117,6 +117,17 @@ async function openInWorker(
   // spare buffer here instead of a structured clone (allocate, copy, allocate, copy across threads).
   const spare: ArrayBuffer[] = [];
   const MAX_SPARE = 4;
+  /** Keep a returned buffer; when full, a larger one replaces the smallest (batches grow after a scan's start). */
+  const keepSpare = (buffer: ArrayBuffer) => {
+    if (spare.length < MAX_SPARE) {
+      spare.push(buffer);
+      return;
+    }
+    let smallest = 0;
+    for (let i = 1; i < spare.length; i++)
+      if ((spare[i] as ArrayBuffer).byteLength < (spare[smallest] as ArrayBuffer).byteLength) smallest = i;
+    if ((spare[smallest] as ArrayBuffer).byteLength < buffer.byteLength) spare[smallest] = buffer;
+  };
   /** Set once the worker can take no more work: every later run fails with it. */
   let gone: ModelError | undefined;
   let onOpened: ((reply: OnnxWorkerReply) => void) | undefined;
@@ -136,7 +147,7 @@ async function openInWorker(
         break;
       case 'result':
       case 'run-failed': {
-        if (spare.length < MAX_SPARE) spare.push(reply.input);
+        keepSpare(reply.input);
         const p = pending.get(reply.id);
         pending.delete(reply.id);
         if (reply.type === 'result') p?.resolve(reply.data);
