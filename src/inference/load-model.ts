@@ -123,11 +123,12 @@ class OnnxModel implements SegmentationModel {
     if (patches.length < count * p * p)
       throw new RangeError(`${count} patches need ${count * p * p} values, got ${patches.length}`);
     // One probability map per patch, the patch's shape: ONNX Runtime writes it in place.
+    const shape = [count, 1, p, p];
     return this.runner.run(
       patches.subarray(0, count * p * p),
-      [count, 1, p, p],
+      shape,
       { input: this.card.input, output: this.card.output },
-      [count, 1, p, p],
+      shape,
     );
   }
 

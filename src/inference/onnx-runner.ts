@@ -1,11 +1,10 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import * as ort from 'onnxruntime-node';
 import { ModelError } from '../errors.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import type { OnnxWorkerData, OnnxWorkerReply, OnnxWorkerRequest } from './onnx-worker.ts';
-import { openOnnxSession, type Provider } from './open-onnx-session.ts';
+import { openOnnxSession, type Provider, runSession } from './open-onnx-session.ts';
 
 /** One ONNX Runtime session, wherever it runs: a float32 tensor in, the named output back. */
 export interface OnnxRunner {
@@ -63,15 +62,8 @@ async function openInline(
     fallbackReason: opened.fallbackReason,
     async run(input, dims, names, outputDims) {
       if (released) throw new ModelError(`model ${label.name} is closed`, { model: label.name });
-      const feeds = { [names.input]: new ort.Tensor('float32', input, dims) };
-      if (outputDims) {
-        const out = new Float32Array(outputDims.reduce((a, b) => a * b, 1));
-        await opened.session.run(feeds, { [names.output]: new ort.Tensor('float32', out, outputDims) });
-        return out;
-      }
-      const result = await opened.session.run(feeds);
-      const output = result[names.output];
-      if (!output || !(output.data instanceof Float32Array))
+      const output = await runSession(opened.session, input, dims, names, outputDims);
+      if (!output)
         throw new ModelError(`model ${label.name}: output "${names.output}" missing or not float32`, {
           model: label.name,
         });

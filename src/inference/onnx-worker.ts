@@ -4,9 +4,9 @@
  * decoding, stitching and writing go on while the model computes.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { describeError } from '../errors.ts';
-import { openOnnxSession, type Provider } from './open-onnx-session.ts';
+import { openOnnxSession, type Provider, runSession } from './open-onnx-session.ts';
 
 /** What the worker is started with. */
 export interface OnnxWorkerData {
@@ -74,25 +74,16 @@ if (session) {
     }
     const { input } = request;
     try {
-      const feeds = {
-        [request.inputName]: new ort.Tensor(
-          'float32',
-          new Float32Array(input, 0, request.length),
-          request.dims,
-        ),
-      };
-      let out: Float32Array;
-      if (request.outputDims) {
-        // Written in place by ONNX Runtime, and this thread's to hand over: no copy on either side.
-        out = new Float32Array(request.outputDims.reduce((a, b) => a * b, 1));
-        await s.run(feeds, { [request.outputName]: new ort.Tensor('float32', out, request.outputDims) });
-      } else {
-        const output = (await s.run(feeds))[request.outputName];
-        if (!output || !(output.data instanceof Float32Array))
-          throw new Error(`output "${request.outputName}" missing or not float32`);
-        // A copy that owns its buffer, so it can be handed over without copying again.
-        out = output.data.slice();
-      }
+      const output = await runSession(
+        s,
+        new Float32Array(input, 0, request.length),
+        request.dims,
+        { input: request.inputName, output: request.outputName },
+        request.outputDims,
+      );
+      if (!output) throw new Error(`output "${request.outputName}" missing or not float32`);
+      // Handed over without a copy when ONNX Runtime wrote it into our own buffer; copied otherwise.
+      const out = output.owned ? output.data : output.data.slice();
       send({ type: 'result', id: request.id, data: out, input }, [out.buffer as ArrayBuffer, input]);
     } catch (err) {
       send({ type: 'run-failed', id: request.id, message: describeError(err), input }, [input]);

@@ -70,3 +70,25 @@ async function openCpu(
     );
   }
 }
+
+/**
+ * Run `session` on one float32 tensor and return the named float32 output, or undefined when the
+ * model has no such output. With `outputDims` ONNX Runtime writes into a fresh buffer of that shape
+ * (a wrong shape fails the run) and `owned` is true: the caller may hand that buffer over as it is.
+ */
+export async function runSession(
+  session: ort.InferenceSession,
+  input: Float32Array,
+  dims: readonly number[],
+  names: { input: string; output: string },
+  outputDims?: readonly number[],
+): Promise<{ data: Float32Array; owned: boolean } | undefined> {
+  const feeds = { [names.input]: new ort.Tensor('float32', input, dims) };
+  if (outputDims) {
+    const data = new Float32Array(outputDims.reduce((a, b) => a * b, 1));
+    await session.run(feeds, { [names.output]: new ort.Tensor('float32', data, outputDims) });
+    return { data, owned: true };
+  }
+  const output = (await session.run(feeds))[names.output];
+  return output?.data instanceof Float32Array ? { data: output.data, owned: false } : undefined;
+}
