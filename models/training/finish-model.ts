@@ -24,6 +24,8 @@ const { values } = parseArgs({
     size: { type: 'string', default: '256' },
     slices: { type: 'string', default: '64' },
     threshold: { type: 'string', default: '0.5' },
+    // Chosen with choose-threshold.ts on validation scans, like the threshold.
+    'neighbour-weight': { type: 'string', default: '0.1' },
   },
 });
 const name = values.model;
@@ -63,6 +65,7 @@ if (name === 'enet') {
     ],
     patchSize: 128,
     normalization: DEFAULT_NORMALIZATION,
+    neighbourWeight: Number(values['neighbour-weight']),
     threshold: Number(values.threshold),
   };
 } else {
@@ -113,6 +116,7 @@ if (name === 'enet') {
     output: 'prob',
     patchSize: 128,
     normalization: DEFAULT_NORMALIZATION,
+    neighbourWeight: Number(values['neighbour-weight']),
     threshold: Number(values.threshold),
     architecture: {
       family: name === 'tnet' ? 'T-Net (ViT encoder + CNN decoder)' : 'U-Net',

@@ -116,7 +116,7 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
       scanId,
       signal: ctx.signal,
       ...(rate !== undefined && { rate }),
-      backpressure: { pending: () => stats.queued + stats.inFlight, drained },
+      backpressure: { pending: () => stats.outstanding, drained },
     }).pipe(
       tap({
         error: (err: unknown) => {

@@ -231,6 +231,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       tile: { overlap: config.inference.overlap },
       inference: { maxBatch: config.inference.maxBatch, maxDelayMs: config.inference.maxDelayMs },
       maxSlicesInFlight: config.inference.maxSlicesInFlight,
+      neighbourWaitMs: config.inference.neighbourWaitMs,
       signal: ctx.signal,
       log,
       ...(view && { onSliceWritten: (slice, meta) => view.sliceDone(slice, meta.expectedSlices) }),

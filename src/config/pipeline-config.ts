@@ -40,7 +40,14 @@ export interface PipelineConfig {
   /** Exactly one of the two. */
   source: { folder?: FolderSourceConfig; kafka?: KafkaTopicConfig & { group: string } };
   model: { name: string; provider: Provider; threads: number; modelsDir?: string };
-  inference: { maxBatch: number; maxDelayMs: number; overlap: number; maxSlicesInFlight: number };
+  inference: {
+    maxBatch: number;
+    maxDelayMs: number;
+    overlap: number;
+    maxSlicesInFlight: number;
+    /** How long a slice waits for the next one, for a model that takes in its neighbours. */
+    neighbourWaitMs: number;
+  };
   output: { zarr: string };
   alerts: { sinks: SinkConfig[]; rules: AlertRules };
   maxScans?: number;
@@ -61,6 +68,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
   maxDelayMs: 10,
   overlap: 32,
   maxSlicesInFlight: 4,
+  neighbourWaitMs: 60_000,
   shutdownTimeoutSeconds: 30,
 });
 
@@ -197,7 +205,13 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
   if (!(PROVIDERS as readonly string[]).includes(provider))
     fail('model.provider', `"${provider}" is not one of ${PROVIDERS.join(', ')}`);
   const inference = obj(root.inference, 'inference');
-  known(inference, 'inference', ['maxBatch', 'maxDelayMs', 'overlap', 'maxSlicesInFlight']);
+  known(inference, 'inference', [
+    'maxBatch',
+    'maxDelayMs',
+    'overlap',
+    'maxSlicesInFlight',
+    'neighbourWaitMs',
+  ]);
   const output = obj(root.output, 'output');
   known(output, 'output', ['zarr']);
   const alerts = obj(root.alerts, 'alerts');
@@ -305,6 +319,14 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
         CONFIG_DEFAULTS.maxSlicesInFlight,
         1,
         256,
+        true,
+      ),
+      neighbourWaitMs: num(
+        inference.neighbourWaitMs,
+        'inference.neighbourWaitMs',
+        CONFIG_DEFAULTS.neighbourWaitMs,
+        0,
+        3_600_000,
         true,
       ),
     },

@@ -45,7 +45,17 @@ export class DaemonStats {
   scansCompleted = 0;
   /** Slices waiting at the gate or in flight, right now. */
   queued = 0;
+  /** Of `queued`: slices held back until the slice after them is complete (neighbour blending). */
+  held = 0;
   inFlight = 0;
+
+  /**
+   * What a source that paces itself on the daemon should wait for: slices queued or in flight, less
+   * those held for their successor, which wait for the source instead.
+   */
+  get outstanding(): number {
+    return this.queued - this.held + this.inFlight;
+  }
 
   /** Count an error against its stage. */
   error(stage: string): void {

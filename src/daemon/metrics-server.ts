@@ -112,6 +112,11 @@ export function renderMetrics(stats: DaemonStats): string {
     stats.scansCompleted,
   );
   gauge('xct_slices_queued', 'Slices waiting at the gate for a place in the pipeline.', stats.queued);
+  gauge(
+    'xct_slices_held',
+    'Slices waiting for the slice after them, which the model takes in as a neighbour (counted in queued too).',
+    stats.held,
+  );
   gauge('xct_slices_in_flight', 'Slices being decoded, inferred, stitched or written.', stats.inFlight);
   metric(
     'xct_alerts_total',

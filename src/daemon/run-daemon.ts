@@ -6,11 +6,12 @@ import type { DendriteAlert } from '../alerts/dendrite-alert.ts';
 import { DendriteMonitor, type TrackedSlice } from '../alerts/dendrite-monitor.ts';
 import type { ScanEvent } from '../codecs/avro-scan-event.ts';
 import type { DecodedImage } from '../codecs/decode-tiff.ts';
-import { type Dtype, dtypeOf } from '../codecs/dtype.ts';
+import { type Dtype, dtypeOf, type TypedArray } from '../codecs/dtype.ts';
 import { readSliceFile } from '../codecs/read-slice-file.ts';
 import { DecodeError, describeError, isXctError, OutputError, type XctError } from '../errors.ts';
 import type { SegmentationModel } from '../inference/load-model.ts';
 import { type Logger, silentLogger } from '../log.ts';
+import { blendNeighbours } from '../operators/blend-neighbours.ts';
 import { inferBatches } from '../operators/infer-batches.ts';
 import { limitInFlight } from '../operators/limit-in-flight.ts';
 import { microBatch } from '../operators/micro-batch.ts';
@@ -54,6 +55,12 @@ export interface DaemonOptions {
   decodeRetry?: { attempts?: number; delayMs?: number };
   /** Slices decoded or in the model at once: the bound on memory, whatever the writer's pace. */
   maxSlicesInFlight?: number;
+  /**
+   * For a model that takes in the neighbouring slices (its card's `neighbourWeight`), slice z waits
+   * for slice z + 1 to be complete, or for its scan to end, or at most this long (default 60 000 ms);
+   * then it goes on with itself in place of the slice that did not come.
+   */
+  neighbourWaitMs?: number;
   /** Stop once this many scans have completed and every output is flushed. */
   maxScans?: number;
   signal?: AbortSignal;
@@ -112,10 +119,18 @@ interface ScanState {
   announced: boolean;
   /** Serializes this scan's output work. */
   chain: Promise<void>;
+  /** The newest slice, kept from the pipeline until the one after it is complete (neighbour blending). */
+  held?: { ref: Ref; timer: NodeJS.Timeout };
+  /** The last slice decoded: the previous neighbour of the next one. */
+  previous?: { z: number; data: TypedArray };
+  /** A slice read ahead as the next neighbour of another: its own turn takes it from here. */
+  lookahead?: { z: number; image: DecodedImage };
 }
 
 interface Ref extends SliceRef {
   image?: DecodedImage;
+  /** The slice after this one, complete when this one was sent on: its pixels blend into this one's input. */
+  next?: Ref;
 }
 
 /**
@@ -135,6 +150,9 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
   const progressEvery = o.progressEvery ?? 16;
   const refs$ = new Subject<Ref>();
   const done$ = new Subject<void>();
+  // A model that takes in the slices around each one sees slice z once z + 1 is there too.
+  const holdsSlices = model.neighbourWeight > 0;
+  const neighbourWaitMs = o.neighbourWaitMs ?? 60_000;
 
   return new Promise<DaemonStats>((resolve, reject) => {
     let sourceSub: Subscription | undefined;
@@ -146,6 +164,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       if (settled) return;
       settled = true;
       sourceSub?.unsubscribe();
+      for (const s of scans.values()) if (s.held) clearTimeout(s.held.timer);
       o.signal?.removeEventListener('abort', onAbort);
       void Promise.all([...scans.values()].map((s) => s.chain)).then(async () => {
         await Promise.all([...scans.values()].map((s) => s.writer?.close()));
@@ -164,6 +183,8 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       stopping = true;
       sourceSub?.unsubscribe();
       sourceEnded = true;
+      // Held slices go on to be counted as left on disk, like every other slice not yet started.
+      for (const s of scans.values()) sendHeld(s);
       maybeStop();
     };
 
@@ -190,6 +211,19 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         stats.scansStarted++;
       }
       return s;
+    };
+
+    /**
+     * Send a scan's held slice into the pipeline; `next`, when it is the slice right after it, goes
+     * with it as its next neighbour.
+     */
+    const sendHeld = (s: ScanState, next?: Ref) => {
+      const held = s.held;
+      if (!held) return;
+      clearTimeout(held.timer);
+      s.held = undefined;
+      stats.held--;
+      refs$.next(next?.z === held.ref.z + 1 ? { ...held.ref, next } : held.ref);
     };
 
     const release = (ref: SliceRef) => {
@@ -358,6 +392,8 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         s.monitorZ = z;
         await emit(s, monitorFor(s, zarrPath).addSlice(slice, Math.max(s.acquired, z + 1)));
         s.durable.add(z);
+        // The stored image is the decoded slice, bit for bit: the next slice's neighbour, as before.
+        s.previous = { z, data: stored.image };
       }
       log.info(
         { scanId: s.scanId, slices: zs.length, alerts: s.journal.size },
@@ -385,7 +421,9 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         });
         return undefined;
       }
-      let image: DecodedImage | undefined = ref.image;
+      let image: DecodedImage | undefined =
+        ref.image ?? (s.lookahead?.z === ref.z ? s.lookahead.image : undefined);
+      s.lookahead = undefined;
       for (let attempt = 1; image === undefined; attempt++) {
         try {
           image = await readSliceFile(ref.path as string, o.signal ? { signal: o.signal } : {});
@@ -449,7 +487,37 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         );
         return undefined;
       }
-      return { ...ref, ...image, normalized: normalizeSlice(image.data, model.normalization) };
+      const normalized = normalizeSlice(image.data, model.normalization);
+      if (!(model.neighbourWeight > 0)) return { ...ref, ...image, normalized };
+      const previous = s.previous?.z === ref.z - 1 ? s.previous.data : undefined;
+      s.previous = { z: ref.z, data: image.data };
+      const next = ref.next && (await readAhead(s, ref.next, image));
+      const blended = blendNeighbours(image.data, previous, next, model.neighbourWeight);
+      return { ...ref, ...image, normalized, input: normalizeSlice(blended, model.normalization) };
+    };
+
+    /**
+     * The next slice's pixels for this one's input, kept for its own turn. One try: a slice that
+     * cannot be read yet, or does not match, is left to its own decode (which retries and reports);
+     * this one goes on with itself in its place. Not cut short by a stop: the slice it serves is
+     * already in flight and is finished as an uninterrupted run would finish it.
+     */
+    const readAhead = async (s: ScanState, ref: Ref, like: DecodedImage): Promise<TypedArray | undefined> => {
+      let image = ref.image;
+      if (image === undefined) {
+        try {
+          image = await readSliceFile(ref.path as string);
+        } catch (err) {
+          log.warn(
+            { scanId: ref.scanId, slice: ref.z, path: ref.path, err },
+            `slice ${ref.z - 1} of ${ref.scanId} goes on without its next neighbour: ${describeError(err)}`,
+          );
+          return undefined;
+        }
+        s.lookahead = { z: ref.z, image };
+      }
+      const fits = image.width === like.width && image.height === like.height && image.dtype === like.dtype;
+      return fits ? image.data : undefined;
     };
 
     const report = (err: unknown, ref: SliceRef, stage: string) => {
@@ -617,19 +685,35 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
             s.pending++;
             stats.slicesIn++;
             stats.queued++;
-            refs$.next({
+            const ref: Ref = {
               scanId: event.scanId,
               z: event.z,
               readyAt: event.readyAt,
               ...(event.path !== undefined && { path: event.path }),
               ...(event.image && { image: event.image }),
-            });
+            };
+            if (!holdsSlices) {
+              refs$.next(ref);
+              break;
+            }
+            sendHeld(s, ref);
+            const scan = s;
+            const timer = setTimeout(() => {
+              log.debug(
+                { scanId: scan.scanId, slice: ref.z, waitedMs: neighbourWaitMs },
+                `slice ${ref.z + 1} of ${scan.scanId} not there after ${neighbourWaitMs} ms; slice ${ref.z} goes on without it`,
+              );
+              sendHeld(scan);
+            }, neighbourWaitMs);
+            s.held = { ref, timer };
+            stats.held++;
             break;
           }
           case 'slice-missing': {
             const s = scanFor(event.scanId);
             s.missing.push(event.z);
             stats.slicesMissing++;
+            if (s.held?.ref.z === event.z - 1) sendHeld(s);
             log.warn(
               { scanId: event.scanId, slice: event.z },
               `slice ${event.z} of ${event.scanId} missing: ${event.reason}`,
@@ -640,6 +724,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
             const s = scanFor(event.scanId);
             s.ended = true;
             s.endReason = event.reason;
+            sendHeld(s);
             log.info(
               { scanId: event.scanId, reason: event.reason },
               `scan ${event.scanId} ended (${event.reason})`,
@@ -666,6 +751,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         sourceEnded = true;
         // Scans the source never ended (it stopped first) are finished with what they have.
         for (const s of scans.values()) {
+          sendHeld(s);
           s.ended = true;
           maybeFinishScan(s);
         }

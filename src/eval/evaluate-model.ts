@@ -26,14 +26,21 @@ export async function evaluateModel(
   let done = 0;
   for (const seed of options.seeds) {
     const phantom = createPhantom({ seed, size: options.size, slices: options.slices });
+    // A window of three rendered slices: the model may take in the slices above and below.
+    let previous: ReturnType<typeof renderSlice> | undefined;
+    let current = renderSlice(phantom, 0);
     for (let z = 0; z < phantom.slices; z++) {
       options.signal?.throwIfAborted();
-      const { image, labels } = renderSlice(phantom, z);
-      const { mask } = await segmentSlice(model, image, phantom.size, phantom.size, {
+      const next = z + 1 < phantom.slices ? renderSlice(phantom, z + 1) : undefined;
+      const { mask } = await segmentSlice(model, current.image, phantom.size, phantom.size, {
         ...(options.batch !== undefined && { batch: options.batch }),
         ...(options.overlap !== undefined && { overlap: options.overlap }),
+        ...(previous && { previous: previous.image }),
+        ...(next && { next: next.image }),
       });
-      metrics.addSlice(mask, labels, phantom.size, phantom.size);
+      metrics.addSlice(mask, current.labels, phantom.size, phantom.size);
+      previous = current;
+      if (next) current = next;
       options.onSlice?.(++done, total);
     }
   }

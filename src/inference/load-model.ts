@@ -23,6 +23,8 @@ export interface SegmentationModel {
   readonly patchSize: number;
   readonly threshold: number;
   readonly normalization: Normalization;
+  /** Each neighbouring slice's share of the model's input (the card's `neighbourWeight`; 0: none). */
+  readonly neighbourWeight: number;
   /** Why the requested execution provider is not the one in use, when it is not. */
   readonly fallbackReason: string | undefined;
   /** `count` patches of patchSize² normalized pixels → as many probability maps. */
@@ -104,6 +106,7 @@ class OnnxModel implements SegmentationModel {
   readonly patchSize: number;
   readonly threshold: number;
   readonly normalization: Normalization;
+  readonly neighbourWeight: number;
   private closed = false;
 
   constructor(
@@ -115,6 +118,7 @@ class OnnxModel implements SegmentationModel {
     this.patchSize = card.patchSize;
     this.threshold = card.threshold;
     this.normalization = card.normalization;
+    this.neighbourWeight = card.neighbourWeight ?? 0;
   }
 
   async predict(patches: Float32Array, count: number): Promise<Float32Array> {
@@ -148,6 +152,7 @@ class EnsembleModel implements SegmentationModel {
   readonly patchSize: number;
   readonly threshold: number;
   readonly normalization: Normalization;
+  readonly neighbourWeight: number;
   readonly fallbackReason: string | undefined;
   private readonly weights: number[];
 
@@ -167,6 +172,7 @@ class EnsembleModel implements SegmentationModel {
     this.patchSize = card.patchSize;
     this.threshold = card.threshold;
     this.normalization = card.normalization;
+    this.neighbourWeight = card.neighbourWeight ?? 0;
     this.fallbackReason = members.map((m) => m.fallbackReason).find((r) => r !== undefined);
   }
 

@@ -19,6 +19,11 @@ interface CardBase {
   description: string;
   patchSize: number;
   normalization: Normalization;
+  /**
+   * Share of each neighbouring slice (z − 1, z + 1) in the model's input; the slice keeps
+   * 1 − 2w (`blendNeighbours`). 0 or absent: the slice alone. Chosen on validation scans.
+   */
+  neighbourWeight?: number;
   /** Probability at or above which a voxel is called dendrite. */
   threshold: number;
   metrics?: Record<string, unknown>;
@@ -83,6 +88,9 @@ function checkCard(card: unknown, name: string, path: string): ModelCard {
   const n = c.normalization as Partial<Normalization> | undefined;
   if (n?.method !== 'slice-percentile' || typeof n.low !== 'number' || typeof n.high !== 'number')
     fail('"normalization" must be {"method": "slice-percentile", "low": number, "high": number}');
+  const w = c.neighbourWeight;
+  if (w !== undefined && !(typeof w === 'number' && w >= 0 && w <= 1 / 3))
+    fail('"neighbourWeight" must be a number in [0, 1/3]');
   if (c.kind === 'onnx') {
     if (typeof c.file !== 'string' || !/^[\w.-]+\.onnx$/.test(c.file))
       fail('"file" must name an .onnx file beside the card');

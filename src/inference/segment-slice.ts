@@ -1,4 +1,5 @@
 import type { TypedArray } from '../codecs/dtype.ts';
+import { blendNeighbours } from '../operators/blend-neighbours.ts';
 import { normalizeSlice } from '../operators/normalize-slice.ts';
 import { createStitcher } from '../operators/stitch-patches.ts';
 import { extractPatches, tileGrid } from '../operators/tile-grid.ts';
@@ -9,9 +10,14 @@ export interface SegmentSliceOptions {
   overlap?: number;
   /** Most patches per inference call. */
   batch?: number;
+  /** The slices above and below, blended in as the model's card says (`neighbourWeight`). */
+  previous?: TypedArray;
+  next?: TypedArray;
+  /** Each neighbour's share in place of the card's (choosing that weight on validation scans). */
+  neighbourWeight?: number;
 }
 
-/** One slice through the model on its own: normalize → tile → infer → stitch → threshold. */
+/** One slice through the model: (blend neighbours →) normalize → tile → infer → stitch → threshold. */
 export async function segmentSlice(
   model: SegmentationModel,
   image: TypedArray,
@@ -22,7 +28,9 @@ export async function segmentSlice(
   const patch = model.patchSize;
   const overlap = options.overlap ?? 32;
   const batch = options.batch ?? 16;
-  const normalized = normalizeSlice(image, model.normalization);
+  const weight = options.neighbourWeight ?? model.neighbourWeight;
+  const input = weight > 0 ? blendNeighbours(image, options.previous, options.next, weight) : image;
+  const normalized = normalizeSlice(input, model.normalization);
   const tiles = tileGrid(width, height, { patch, overlap });
   const patches = extractPatches(normalized, width, height, tiles, patch);
   const stitcher = createStitcher(width, height, tiles, { patch, overlap });

@@ -37,9 +37,9 @@ export function inferBatches<S extends NormalizedSlice>(
     const buffer = free.pop() ?? new Float32Array(maxBatch * area);
     const input = buffer.subarray(0, jobs.length * area);
     jobs.forEach((job, k) => {
-      const { normalized, width, height } = job.slice;
+      const { normalized, input: blended, width, height } = job.slice;
       extractPatches(
-        normalized,
+        blended ?? normalized,
         width,
         height,
         [job.tile],

@@ -22,6 +22,8 @@ export interface DecodedSlice extends SliceRef {
 /** A decoded slice scaled as the model expects. */
 export interface NormalizedSlice extends DecodedSlice {
   normalized: Float32Array;
+  /** What the model sees, when that is not `normalized`: the slice blended with its neighbours. */
+  input?: Float32Array;
 }
 
 /**

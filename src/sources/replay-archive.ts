@@ -4,8 +4,9 @@
  * RxJS pushes, so a fast reader would pile decoded slices up in front of a slow model. With
  * `backpressure`, the next slice is read only once the consumer holds fewer than `window` slices;
  * the default window of 1 also makes a `max`-speed replay deterministic: every slice is finished
- * (mask written, alerts raised) before the next is read, so micro-batches hold the same patches and
- * alerts see the same scan progress on every run.
+ * (mask written, alerts raised) before the next is read (or, for a model that takes in the slice
+ * after each one, before the one after that), so micro-batches hold the same patches and alerts see
+ * the same scan progress on every run.
  */
 import { Observable } from 'rxjs';
 import { DecodeError, isXctError, UsageError } from '../errors.ts';
@@ -15,7 +16,7 @@ import type { SourceEvent } from './source-event.ts';
 
 /** How the consumer tells the replay it is ready for more. */
 export interface ReplayBackpressure {
-  /** Slices the consumer holds (waiting or in flight) right now, e.g. a DaemonStats' `queued + inFlight`. */
+  /** Slices the consumer holds (waiting or in flight) right now, e.g. a DaemonStats' `outstanding`. */
   pending: () => number;
   /** Emits when `pending` may have dropped (e.g. from the daemon's `onSliceDone`); polled as well. */
   drained?: Observable<unknown>;

@@ -22,7 +22,7 @@ t.test('defaults fill in', async (t) => {
   const c = validatePipelineConfig({ source: { folder: { path: '/in' } }, output: { zarr: '/out' } });
   t.match(c, {
     model: { name: 'tnet', provider: 'cpu', threads: 0 },
-    inference: { maxBatch: 16, overlap: 32 },
+    inference: { maxBatch: 16, overlap: 32, neighbourWaitMs: 60_000 },
     alerts: { sinks: [{ type: 'stdout' }] },
   });
 });
@@ -39,6 +39,10 @@ t.test('errors name the key path, what was wrong and what is allowed', async (t)
       /inference\.maxBatch: 0 is not allowed; use an integer from 1 to 1024/,
     ],
     [{ ...base, inference: { overlap: 'lots' } }, /inference\.overlap: "lots" is not allowed/],
+    [
+      { ...base, inference: { neighbourWaitMs: -1 } },
+      /inference\.neighbourWaitMs: -1 is not allowed; use an integer from 0 to 3600000/,
+    ],
     [
       { ...base, alerts: { sinks: [{ jsonl: 'a.jsonl' }, { smoke: 1 }] } },
       /alerts\.sinks\[1\]\.smoke: unknown sink/,

@@ -13,7 +13,7 @@ import { runLiveScanner } from '../../src/sim/live-scanner.ts';
 import type { AlertSink } from '../../src/sinks/alert-sink.ts';
 import { watchFolder } from '../../src/sources/watch-folder.ts';
 
-const MASK_DICE_FLOOR = 0.83;
+const MASK_DICE_FLOOR = 0.85;
 
 let model: SegmentationModel;
 t.before(async () => {

@@ -1,4 +1,4 @@
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { evaluateModel } from '../../src/eval/evaluate-model.ts';
@@ -65,6 +65,14 @@ t.test('eval refuses bad input with a clear error', async (t) => {
   ];
   await copyFile(join(MODELS_DIR, 'tnet.json'), join(dir, 'tnet.json'));
   cases.push([['eval', '--model', 'tnet', '--models-dir', dir], /missing file .*tnet\.onnx/]);
+  const heavy = join(dir, 'heavy');
+  await mkdir(heavy);
+  const card = JSON.parse(await readFile(join(MODELS_DIR, 'unet.json'), 'utf8'));
+  await writeFile(join(heavy, 'unet.json'), JSON.stringify({ ...card, neighbourWeight: 0.5 }));
+  cases.push([
+    ['eval', '--model', 'unet', '--models-dir', heavy],
+    /model card .*unet\.json: "neighbourWeight" must be a number in \[0, 1\/3\]/,
+  ]);
   for (const [args, message] of cases) {
     const r = await runCli(args);
     t.not(r.code, 0, `${args.join(' ')} fails`);

@@ -435,7 +435,7 @@ async function replayThroughDaemon(archive: string, out: string, model: Segmenta
     source: replayArchive(archive, {
       speed: 'max',
       ...(scanId !== undefined && { scanId }),
-      backpressure: { pending: () => stats.queued + stats.inFlight, drained },
+      backpressure: { pending: () => stats.outstanding, drained },
     }),
     out,
     model,

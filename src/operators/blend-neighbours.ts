@@ -1,0 +1,42 @@
+import type { TypedArray } from '../codecs/dtype.ts';
+
+/**
+ * A slice averaged with the slices above and below it: (1 − 2w)·current + w·previous + w·next,
+ * pixel by pixel, in the slice's own pixel type (integers rounded, so 8/16-bit
+ * slices keep the exact histogram path of `normalizeSlice`). A missing neighbour (the first or last
+ * slice, or one that could not be read) counts as the slice itself.
+ *
+ * Why: dendrites run on through neighbouring slices while the scanner's noise does not, so a light
+ * blend raises the contrast of thin branches. The weight belongs to the model (its card's
+ * `neighbourWeight`), chosen on validation scans.
+ */
+export function blendNeighbours(
+  current: TypedArray,
+  previous: TypedArray | undefined,
+  next: TypedArray | undefined,
+  weight: number,
+): TypedArray {
+  if (!(weight >= 0 && weight <= 1 / 3))
+    throw new RangeError(`neighbour weight must be in [0, 1/3], got ${weight}`);
+  for (const [which, other] of [
+    ['previous', previous],
+    ['next', next],
+  ] as const)
+    if (other !== undefined && other.length !== current.length)
+      throw new RangeError(`${which} slice has ${other.length} pixels, this one ${current.length}`);
+  const before = previous ?? current;
+  const after = next ?? current;
+  const self = 1 - 2 * weight;
+  const out = new (current.constructor as new (length: number) => TypedArray)(current.length);
+  // A weighted mean of in-range values stays in range; integer stores would truncate, so round.
+  if (current instanceof Float32Array || current instanceof Float64Array) {
+    for (let i = 0; i < out.length; i++)
+      out[i] = self * (current[i] as number) + weight * ((before[i] as number) + (after[i] as number));
+  } else {
+    for (let i = 0; i < out.length; i++)
+      out[i] = Math.round(
+        self * (current[i] as number) + weight * ((before[i] as number) + (after[i] as number)),
+      );
+  }
+  return out;
+}

@@ -1,0 +1,47 @@
+import t from 'tap';
+import { blendNeighbours } from '../../src/operators/blend-neighbours.ts';
+
+t.test('float slices: (1 − 2w)·current + w·previous + w·next', async (t) => {
+  const current = Float32Array.of(1, 2, 3);
+  const previous = Float32Array.of(11, 0, -5);
+  const next = Float32Array.of(21, 4, 5);
+  const out = blendNeighbours(current, previous, next, 0.25);
+  t.ok(out instanceof Float32Array, 'same pixel type');
+  t.same([...out], [0.5 * 1 + 0.25 * 32, 0.5 * 2 + 0.25 * 4, 0.5 * 3 + 0.25 * 0]);
+  t.not(out, current, 'a new array: the decoded slice stays as it was');
+});
+
+t.test('integer slices are rounded, not truncated, and keep their type', async (t) => {
+  const out = blendNeighbours(
+    Uint16Array.of(100, 65535, 0),
+    Uint16Array.of(107, 65535, 3),
+    Uint16Array.of(100, 65535, 2),
+    0.1,
+  );
+  t.ok(out instanceof Uint16Array);
+  // 80 + 10.7 + 10 = 100.7 → 101; the top of the range stays there; 0.5 → 1 (round half up).
+  t.same([...out], [101, 65535, 1]);
+  const signed = blendNeighbours(Int16Array.of(-100), Int16Array.of(-107), Int16Array.of(-100), 0.1);
+  t.same([...signed], [-101]);
+});
+
+t.test('a missing neighbour counts as the slice itself', async (t) => {
+  const current = Uint16Array.of(1000, 2000);
+  const next = Uint16Array.of(2000, 0);
+  t.same([...blendNeighbours(current, undefined, undefined, 0.1)], [1000, 2000], 'alone: unchanged');
+  t.same(
+    [...blendNeighbours(current, undefined, next, 0.1)],
+    [1100, 1800],
+    'first slice: 0.9·self + 0.1·next',
+  );
+  t.same([...blendNeighbours(current, next, undefined, 0.1)], [1100, 1800], 'last slice: the same, mirrored');
+  t.same([...blendNeighbours(current, next, next, 0)], [1000, 2000], 'weight 0: the slice alone');
+});
+
+t.test('refuses a weight out of range and neighbours of another size', async (t) => {
+  const a = new Float32Array(4);
+  t.throws(() => blendNeighbours(a, a, a, 0.4), /neighbour weight must be in \[0, 1\/3\], got 0.4/);
+  t.throws(() => blendNeighbours(a, a, a, Number.NaN), /got NaN/);
+  t.throws(() => blendNeighbours(a, new Float32Array(3), a, 0.1), /previous slice has 3 pixels, this one 4/);
+  t.throws(() => blendNeighbours(a, a, new Float32Array(5), 0.1), /next slice has 5 pixels, this one 4/);
+});
