@@ -61,7 +61,7 @@ for (const { w, t, m } of metrics) {
   const s = m.scores();
   const ok = s.pitAsDendrite <= 0.015 && s.bubbleAsDendrite <= 0.015;
   console.log(
-    `  neighbour weight ${w.toFixed(2)}, threshold ${t.toFixed(2)}: Dice ${s.dice.toFixed(4)} mIoU ${s.mIoU.toFixed(4)} pit ${(s.pitAsDendrite * 100).toFixed(2)}% bubble ${(s.bubbleAsDendrite * 100).toFixed(2)}%${ok ? '' : ' (confounders too high)'}`,
+    `  neighbour weight ${w.toFixed(3)}, threshold ${t.toFixed(2)}: Dice ${s.dice.toFixed(4)} mIoU ${s.mIoU.toFixed(4)} pit ${(s.pitAsDendrite * 100).toFixed(2)}% bubble ${(s.bubbleAsDendrite * 100).toFixed(2)}%${ok ? '' : ' (confounders too high)'}`,
   );
   if (ok && (!best || s.dice > best.dice)) best = { w, t, dice: s.dice };
 }

@@ -24,13 +24,15 @@ const { values } = parseArgs({
     size: { type: 'string', default: '256' },
     slices: { type: 'string', default: '64' },
     threshold: { type: 'string', default: '0.5' },
-    // Chosen with choose-threshold.ts on validation scans, like the threshold.
-    'neighbour-weight': { type: 'string', default: '0.1' },
+    'neighbour-weight': { type: 'string' },
   },
 });
 const name = values.model;
 if (name !== 'tnet' && name !== 'unet' && name !== 'enet') throw new Error('--model must be tnet, unet or enet');
 const runs = values.runs as string;
+// Chosen by choose-threshold.ts on six validation scans (seeds 1000–1010); E-Net is mostly T-Net.
+const NEIGHBOUR_WEIGHT = { tnet: 0.075, unet: 0.05, enet: 0.075 };
+const neighbourWeight = Number(values['neighbour-weight'] ?? NEIGHBOUR_WEIGHT[name]);
 const held = { seeds: Array.from({ length: Number(values.scans) }, (_, i) => EVAL_SEED + i), size: Number(values.size), slices: Number(values.slices) };
 
 /** Read a float32 C-order .npy (the parity fixtures np.save wrote). */
@@ -65,7 +67,7 @@ if (name === 'enet') {
     ],
     patchSize: 128,
     normalization: DEFAULT_NORMALIZATION,
-    neighbourWeight: Number(values['neighbour-weight']),
+    neighbourWeight,
     threshold: Number(values.threshold),
   };
 } else {
@@ -116,7 +118,7 @@ if (name === 'enet') {
     output: 'prob',
     patchSize: 128,
     normalization: DEFAULT_NORMALIZATION,
-    neighbourWeight: Number(values['neighbour-weight']),
+    neighbourWeight,
     threshold: Number(values.threshold),
     architecture: {
       family: name === 'tnet' ? 'T-Net (ViT encoder + CNN decoder)' : 'U-Net',

@@ -23,6 +23,7 @@ import { tilePatches } from '../operators/tile-patches.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
 import {
   createZarrScanWriter,
+  readZarrScanPlane,
   readZarrScanProgress,
   readZarrScanSlice,
   type ZarrScanWriter,
@@ -392,8 +393,6 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         s.monitorZ = z;
         await emit(s, monitorFor(s, zarrPath).addSlice(slice, Math.max(s.acquired, z + 1)));
         s.durable.add(z);
-        // The stored image is the decoded slice, bit for bit: the next slice's neighbour, as before.
-        s.previous = { z, data: stored.image };
       }
       log.info(
         { scanId: s.scanId, slices: zs.length, alerts: s.journal.size },
@@ -489,11 +488,34 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       }
       const normalized = normalizeSlice(image.data, model.normalization);
       if (!(model.neighbourWeight > 0)) return { ...ref, ...image, normalized };
-      const previous = s.previous?.z === ref.z - 1 ? s.previous.data : undefined;
+      const previous =
+        s.previous?.z === ref.z - 1 ? s.previous.data : await readStoredImage(s, ref.z - 1, image);
       s.previous = { z: ref.z, data: image.data };
       const next = ref.next && (await readAhead(s, ref.next, image));
       const blended = blendNeighbours(image.data, previous, next, model.neighbourWeight);
       return { ...ref, ...image, normalized, input: normalizeSlice(blended, model.normalization) };
+    };
+
+    /**
+     * A slice an earlier run finished, as the previous neighbour of the first one this run does: the
+     * store keeps the decoded image bit for bit, so the slice gets what an uninterrupted run gave it.
+     */
+    const readStoredImage = async (
+      s: ScanState,
+      z: number,
+      like: DecodedImage,
+    ): Promise<TypedArray | undefined> => {
+      if (!s.durable.has(z)) return undefined;
+      try {
+        const { data } = await readZarrScanPlane(join(o.out, `${s.scanId}.ome.zarr`), z, 'image');
+        return data.length === like.data.length && dtypeOf(data) === like.dtype ? data : undefined;
+      } catch (err) {
+        log.warn(
+          { scanId: s.scanId, slice: z, err },
+          `slice ${z} of ${s.scanId} not readable from its store: ${describeError(err)}`,
+        );
+        return undefined;
+      }
     };
 
     /**
