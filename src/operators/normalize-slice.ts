@@ -33,10 +33,15 @@ type Pixels =
 export function percentileRange(data: Pixels, low: number, high: number): [number, number] {
   if (data.length === 0) throw new RangeError('percentiles of an empty slice');
   if (data instanceof Uint8Array || data instanceof Uint16Array) {
-    // A histogram is O(n) and exact for integer data; sorting 1M pixels per slice is not free.
-    const bins = new Uint32Array(data instanceof Uint8Array ? 256 : 65536);
-    for (let i = 0; i < data.length; i++) bins[data[i] as number] = (bins[data[i] as number] as number) + 1;
-    return [fromHistogram(bins, data.length, low), fromHistogram(bins, data.length, high)];
+    // A histogram is O(n) and exact for integer data; sorting 1M pixels per slice is not free. Its
+    // 256 KiB of bins are reused (and cleared) rather than allocated for every slice.
+    const bins = data instanceof Uint8Array ? HISTOGRAM.subarray(0, 256) : HISTOGRAM;
+    try {
+      for (let i = 0; i < data.length; i++) bins[data[i] as number] = (bins[data[i] as number] as number) + 1;
+      return [fromHistogram(bins, data.length, low), fromHistogram(bins, data.length, high)];
+    } finally {
+      bins.fill(0);
+    }
   }
   const sorted = Float64Array.from(data)
     .filter((v) => Number.isFinite(v))
@@ -46,6 +51,9 @@ export function percentileRange(data: Pixels, low: number, high: number): [numbe
     sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * (sorted.length - 1)))] as number;
   return [at(low), at(high)];
 }
+
+/** Bins for 16-bit slices; one thread runs one `percentileRange` at a time. */
+const HISTOGRAM = new Uint32Array(65536);
 
 function fromHistogram(bins: Uint32Array, count: number, p: number): number {
   const rank = Math.floor((p / 100) * (count - 1));
