@@ -2,9 +2,10 @@ import type { TypedArray } from '../codecs/dtype.ts';
 
 /**
  * A slice averaged with the slices above and below it: (1 − 2w)·current + w·previous + w·next,
- * pixel by pixel, in the slice's own pixel type (integers rounded, so 8/16-bit
- * slices keep the exact histogram path of `normalizeSlice`). A missing neighbour (the first or last
- * slice, or one that could not be read) counts as the slice itself.
+ * pixel by pixel, in the slice's own pixel type (integers rounded, so 8/16-bit slices keep the
+ * exact histogram path of `normalizeSlice`). A missing neighbour (the first or last slice, or one
+ * that could not be read) counts as the slice itself. Neighbours are expected in the same pixel
+ * type (the daemon refuses a scan's slices of another type).
  *
  * Why: dendrites run on through neighbouring slices while the scanner's noise does not, so a light
  * blend raises the contrast of thin branches. The weight belongs to the model (its card's
