@@ -94,13 +94,15 @@ if (name === 'enet') {
   if (!(maxAbsDiff <= 1e-4)) throw new Error(`${name}: parity check failed (max |diff| ${maxAbsDiff} > 1e-4)`);
 
   const index = JSON.parse(await readFile(join(values.data as string, 'index.json'), 'utf8')) as { seeds: number[]; count: number };
-  type Run = { epochsDone: number; wallTimeSeconds: number; hyperparameters: unknown; note?: string; previousRun?: Run };
-  const phases: { epochs: number; wallSeconds: number; hyperparameters: unknown; note?: string }[] = [];
+  type Run = { epochsDone: number; wallTimeSeconds: number; hyperparameters: unknown; data?: string; note?: string; previousRun?: Run };
+  const phases: { epochs: number; wallSeconds: number; hyperparameters: unknown; data?: string; note?: string }[] = [];
   for (let run: Run | undefined = train; run; run = run.previousRun)
     phases.unshift({
       epochs: run.epochsDone,
       wallSeconds: run.wallTimeSeconds,
       hyperparameters: run.hyperparameters,
+      // Which dataset the phase read: the last T-Net phase reads slices blended with their neighbours.
+      ...(run.data !== undefined && { data: run.data }),
       ...(run.note !== undefined && { note: run.note }),
     });
   card = {

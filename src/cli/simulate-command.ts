@@ -15,7 +15,7 @@ export const SIMULATE_HELP = `Usage:
   xct-sentinel simulate --out DIR [--scan-id ID] [--seed N] [--size N] [--slices N]
                         [--rate SLICES_PER_S] [--dendrites N] [--write-mode rename|inplace] [--json]
   xct-sentinel simulate --kafka HOST:PORT[,HOST:PORT] [--topic T] [--pixels-dir DIR] [options of --out]
-  xct-sentinel simulate --dataset DIR --patches N [--seed N] [--size N] [--slices N]
+  xct-sentinel simulate --dataset DIR --patches N [--seed N] [--size N] [--slices N] [--neighbour-weight W]
   xct-sentinel simulate --preview FILE.png [--seed N] [--size N] [--slices N] [--dendrites N] [--slice Z]
 
 A synthetic X-ray CT scanner for Li|polymer|Li cells.
@@ -24,7 +24,9 @@ A synthetic X-ray CT scanner for Li|polymer|Li cells.
   --kafka BROKERS the same live scan as Avro slice messages on a Kafka topic (default xct.slices),
                   key = scan id; --pixels-dir DIR sends file references to raw files there instead
                   of inline pixels (for slices over the broker's message size limit)
-  --dataset DIR   export --patches 128×128 training patches as .npy files with index.json
+  --dataset DIR   export --patches 128×128 training patches as .npy files with index.json;
+                  --neighbour-weight W blends each patch's slice with its neighbours first, as the
+                  daemon does for a model card with that neighbourWeight (default 0)
   --preview FILE  render a slice and a side view, raw and with the ground truth outlined, as PNG
 
 Defaults: --seed 1 --size ${PHANTOM_DEFAULTS.size} --slices ${PHANTOM_DEFAULTS.slices} --rate 20 --dendrites ${PHANTOM_DEFAULTS.dendrites} --write-mode rename
@@ -47,6 +49,7 @@ const SPEC = {
   kafka: { type: 'string' },
   topic: { type: 'string' },
   'pixels-dir': { type: 'string' },
+  'neighbour-weight': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -84,6 +87,10 @@ export async function simulateCommand(args: readonly string[], ctx: CommandConte
       seed,
       ...(stringOption(values, 'size') !== undefined && { size }),
       ...(stringOption(values, 'slices') !== undefined && { slices }),
+      ...(values['neighbour-weight'] !== undefined && {
+        // Any number here; exportDataset says which ones it takes.
+        neighbourWeight: positiveOption(values, 'neighbour-weight', 0, Number.NEGATIVE_INFINITY),
+      }),
       signal: ctx.signal,
       onProgress: (done, total) => ctx.progress(`dataset: ${done}/${total} patches`),
     });

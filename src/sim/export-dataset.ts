@@ -2,8 +2,9 @@ import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { npyHeader } from '../codecs/encode-npy.ts';
 import { OutputError, UsageError } from '../errors.ts';
+import { blendNeighbours } from '../operators/blend-neighbours.ts';
 import { DEFAULT_NORMALIZATION, normalizeSlice } from '../operators/normalize-slice.ts';
-import { createPhantom } from './phantom.ts';
+import { createPhantom, type Phantom } from './phantom.ts';
 import { LABEL, renderSlice } from './render-slice.ts';
 import { Rng } from './rng.ts';
 
@@ -31,6 +32,12 @@ export interface DatasetOptions {
   slices?: number;
   /** Patches taken from each scan before moving to a new one (more scans, more variety). */
   patchesPerScan?: number;
+  /**
+   * Each patch's slice blended with the slices above and below, this much of each, before it is
+   * normalized: what a model whose card has this `neighbourWeight` sees in the daemon. Default 0.
+   * The patches (scans, places) are the same whatever the weight.
+   */
+  neighbourWeight?: number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
@@ -40,6 +47,7 @@ export interface DatasetIndex {
   count: number;
   seeds: number[];
   normalization: typeof DEFAULT_NORMALIZATION;
+  neighbourWeight: number;
   mix: Record<PatchKind, number>;
   files: { images: string; masks: string; labels: string };
   patches: { scanSeed: number; z: number; y: number; x: number; kind: PatchKind }[];
@@ -55,6 +63,11 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
   const slices = options.slices ?? 48;
   const perScan = options.patchesPerScan ?? 40;
   const { patches: total, dir, seed } = options;
+  const weight = options.neighbourWeight ?? 0;
+  if (!(weight >= 0 && weight <= 1 / 3))
+    throw new UsageError(`--neighbour-weight must be from 0 to 1/3, got ${weight}`, {
+      option: '--neighbour-weight',
+    });
   if (!Number.isInteger(total) || total < 1)
     throw new UsageError(`--patches must be an integer ≥ 1, got ${total}`, { option: '--patches' });
   if (size < patchSize)
@@ -80,6 +93,7 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
     count: total,
     seeds: [],
     normalization: DEFAULT_NORMALIZATION,
+    neighbourWeight: weight,
     mix: { ...PATCH_MIX },
     files,
     patches: [],
@@ -88,20 +102,15 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
     let scanSeed = seed;
     while (index.patches.length < total) {
       options.signal?.throwIfAborted();
-      const rng = new Rng(scanSeed, 0xda7a);
-      // Vary the cell as well as the seed: counts of objects and the electrolyte's thickness.
-      const phantom = createPhantom({
-        seed: scanSeed,
-        size,
-        slices,
-        dendrites: rng.int(0, 7),
-        pits: rng.int(2, 9),
-        bubbles: rng.int(2, 9),
-        electrolyteFraction: rng.uniform(0.3, 0.6),
-      });
+      const { phantom, rng } = datasetScan(scanSeed, size, slices);
       index.seeds.push(scanSeed);
       const volume = Array.from({ length: slices }, (_, z) => renderSlice(phantom, z));
-      const normalized = volume.map((s) => normalizeSlice(s.image, DEFAULT_NORMALIZATION));
+      const normalized = volume.map((s, z) =>
+        normalizeSlice(
+          weight > 0 ? blendNeighbours(s.image, volume[z - 1]?.image, volume[z + 1]?.image, weight) : s.image,
+          DEFAULT_NORMALIZATION,
+        ),
+      );
       const where = locate(volume.map((s) => s.labels));
       const take = Math.min(perScan, total - index.patches.length);
       for (let k = 0; k < take; k++) {
@@ -130,6 +139,24 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
   }
   await writeFile(join(dir, 'index.json'), `${JSON.stringify(index)}\n`);
   return index;
+}
+
+/**
+ * The simulated cell behind a dataset's scan `scanSeed`, and the random stream that goes on to place
+ * its patches. The cell varies with the seed: counts of objects and the electrolyte's thickness.
+ */
+export function datasetScan(scanSeed: number, size: number, slices: number): { phantom: Phantom; rng: Rng } {
+  const rng = new Rng(scanSeed, 0xda7a);
+  const phantom = createPhantom({
+    seed: scanSeed,
+    size,
+    slices,
+    dendrites: rng.int(0, 7),
+    pits: rng.int(2, 9),
+    bubbles: rng.int(2, 9),
+    electrolyteFraction: rng.uniform(0.3, 0.6),
+  });
+  return { phantom, rng };
 }
 
 type Where = Record<Exclude<PatchKind, 'background'>, number[]>;

@@ -2,7 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { exportDataset } from '../../src/sim/export-dataset.ts';
+import { blendNeighbours } from '../../src/operators/blend-neighbours.ts';
+import { normalizeSlice } from '../../src/operators/normalize-slice.ts';
+import { datasetScan, exportDataset } from '../../src/sim/export-dataset.ts';
+import { renderSlice } from '../../src/sim/render-slice.ts';
 
 const numpyAvailable = (() => {
   try {
@@ -56,6 +59,63 @@ t.test('exports normalized patches, masks, labels and an index', async (t) => {
       t.ok(m.subarray(k * per, (k + 1) * per).includes(1), `patch ${k} holds a dendrite`);
   });
 });
+
+t.test(
+  'with --neighbour-weight: the same patches, each from its slice blended as the daemon blends it',
+  async (t) => {
+    const options = { patches: 12, seed: 700, size: 128, slices: 12, patchSize: 64, patchesPerScan: 6 };
+    const plainDir = t.testdir({ plain: {}, blended: {} });
+    const plain = await exportDataset({ ...options, dir: join(plainDir, 'plain') });
+    const blended = await exportDataset({
+      ...options,
+      dir: join(plainDir, 'blended'),
+      neighbourWeight: 0.075,
+    });
+    t.same(blended.patches, plain.patches, 'same scans, slices and places');
+    t.equal(blended.neighbourWeight, 0.075, 'the index records the weight');
+    t.equal(plain.neighbourWeight, 0);
+    const read = async (dir: string) => {
+      const b = await readFile(join(plainDir, dir, 'images.npy'));
+      const body = b.subarray(10 + b.readUInt16LE(8));
+      return new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength));
+    };
+    const [plainImages, blendedImages] = [await read('plain'), await read('blended')];
+    // Recompute every patch from the simulator: the blend of its slice and neighbours, normalized.
+    const volumes = new Map<number, Uint16Array[]>();
+    const volumeOf = (seed: number): Uint16Array[] => {
+      let v = volumes.get(seed);
+      if (!v) {
+        const { phantom } = datasetScan(seed, 128, 12);
+        v = Array.from({ length: phantom.slices }, (_, z) => renderSlice(phantom, z).image);
+        volumes.set(seed, v);
+      }
+      return v;
+    };
+    const per = 64 * 64;
+    let worst = 0;
+    let differsFromPlain = 0;
+    for (const [k, p] of blended.patches.entries()) {
+      const volume = volumeOf(p.scanSeed);
+      const at = (z: number) => volume[z] as Uint16Array | undefined;
+      const full = normalizeSlice(
+        blendNeighbours(volume[p.z] as Uint16Array, at(p.z - 1), at(p.z + 1), 0.075),
+      );
+      for (let r = 0; r < 64; r++)
+        for (let c = 0; c < 64; c++) {
+          const want = full[(p.y + r) * 128 + p.x + c] as number;
+          const got = blendedImages[k * per + r * 64 + c] as number;
+          worst = Math.max(worst, Math.abs(want - got));
+          if (got !== plainImages[k * per + r * 64 + c]) differsFromPlain++;
+        }
+    }
+    t.equal(worst, 0, 'every pixel as blendNeighbours + normalizeSlice give it');
+    t.ok(differsFromPlain > 0.5 * 12 * per, `${differsFromPlain} pixels differ from the unblended export`);
+    await t.rejects(
+      exportDataset({ ...options, dir: join(plainDir, 'bad'), neighbourWeight: 0.5 }),
+      /--neighbour-weight must be from 0 to 1\/3, got 0.5/,
+    );
+  },
+);
 
 t.test('numpy reads the files as written', { skip: !numpyAvailable && 'numpy not installed' }, async (t) => {
   const dir = t.testdir();
