@@ -17,6 +17,9 @@
 #   TNET_CONTINUE4_MIN=45             and a fifth, the same at a slightly lower learning rate (0: no)
 #   TNET_CONTINUE5_MIN=95             and a sixth, the same at lr 1e-4 (0: no); the shipped T-Net's sixth
 #                                     phase shared the machine with benchmarks for ~10 of its minutes
+#   TNET_CONTINUE6_MIN=48             and a seventh on DATA_BLENDED (0: no): the same patches, each slice
+#                                     blended with its neighbours as the daemon does for T-Net's card
+#   DATA_BLENDED=models/training/data/train-nb075   that dataset; simulated (neighbour weight 0.075) if missing
 #   TRAIN_ARGS=""                     extra train.py arguments, e.g. "--threads 8 --batch 32"
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,8 +29,13 @@ RUNS=${RUNS:-models/training/runs}
 MODELS=${MODELS:-tnet unet}
 mkdir -p "$RUNS"
 
+DATA_BLENDED=${DATA_BLENDED:-models/training/data/train-nb075}
 if [ ! -f "$DATA/index.json" ]; then
   node --import tsx src/cli/main.ts simulate --dataset "$DATA" --patches "${PATCHES:-16000}" --seed "${SEED:-1000}"
+fi
+if [[ " $MODELS " == *" tnet "* ]] && [ "${TNET_CONTINUE6_MIN:-48}" != 0 ] && [ ! -f "$DATA_BLENDED/index.json" ]; then
+  node --import tsx src/cli/main.ts simulate --dataset "$DATA_BLENDED" --patches "${PATCHES:-16000}" \
+    --seed "${SEED:-1000}" --neighbour-weight 0.075
 fi
 
 train() {
@@ -62,7 +70,9 @@ if [[ " $MODELS " == *" tnet "* ]]; then
                "tnet-c2 ${TNET_CONTINUE2_MIN:-59} 2e-4" \
                "tnet-c3 ${TNET_CONTINUE3_MIN:-65} 1e-4 --dice-weight 1" \
                "tnet-c4 ${TNET_CONTINUE4_MIN:-45} 8e-5 --dice-weight 1" \
-               "tnet-c5 ${TNET_CONTINUE5_MIN:-95} 1e-4 --dice-weight 1"; do
+               "tnet-c5 ${TNET_CONTINUE5_MIN:-95} 1e-4 --dice-weight 1" \
+               "tnet-c6 ${TNET_CONTINUE6_MIN:-48} 1e-4 --dice-weight 1 --data $DATA_BLENDED"; do
+    # (a phase's own --data comes after continue_tnet's and wins)
     # shellcheck disable=SC2086  # the phase's words are its arguments
     set -- $phase
     [ "$2" = 0 ] && break
