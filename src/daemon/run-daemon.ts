@@ -251,6 +251,9 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       // A scan with slices left for the next start is not complete, whatever its source said.
       if (!s.ended || s.pending > 0 || s.finished || s.skipped > 0) return;
       s.finished = true;
+      // A finished scan's state stays (late slices are told apart); its pixels need not.
+      s.previous = undefined;
+      s.lookahead = undefined;
       s.chain = s.chain.then(async () => {
         const zarrPath = join(o.out, `${s.scanId}.ome.zarr`);
         try {
@@ -264,6 +267,8 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           missingSlices: [...s.missing].sort((a, b) => a - b),
           acquired: s.acquired,
         });
+        // Its tracking buffers (slice-sized) are not needed once the summary is out.
+        s.monitor = undefined;
         // A scan an earlier run completed has announced it already.
         const announced = s.journal?.has(summary.alertId) === true;
         await emit(s, [summary]);
