@@ -11,7 +11,7 @@ import { readSliceFile } from '../codecs/read-slice-file.ts';
 import { DecodeError, describeError, isXctError, OutputError, type XctError } from '../errors.ts';
 import type { SegmentationModel } from '../inference/load-model.ts';
 import { type Logger, silentLogger } from '../log.ts';
-import { blendNeighbours } from '../operators/blend-neighbours.ts';
+import { modelInput } from '../operators/blend-neighbours.ts';
 import { inferBatches } from '../operators/infer-batches.ts';
 import { limitInFlight } from '../operators/limit-in-flight.ts';
 import { microBatch } from '../operators/micro-batch.ts';
@@ -497,8 +497,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         s.previous?.z === ref.z - 1 ? s.previous.data : await readStoredImage(s, ref.z - 1, image);
       s.previous = { z: ref.z, data: image.data };
       const next = ref.next && (await readAhead(s, ref.next, image));
-      const blended = blendNeighbours(image.data, previous, next, model.neighbourWeight);
-      return { ...ref, ...image, normalized, input: normalizeSlice(blended, model.normalization) };
+      return { ...ref, ...image, normalized, input: modelInput(image.data, previous, next, model) };
     };
 
     /**

@@ -1,6 +1,5 @@
 import type { TypedArray } from '../codecs/dtype.ts';
-import { blendNeighbours } from '../operators/blend-neighbours.ts';
-import { normalizeSlice } from '../operators/normalize-slice.ts';
+import { modelInput } from '../operators/blend-neighbours.ts';
 import { createStitcher } from '../operators/stitch-patches.ts';
 import { extractPatches, tileGrid } from '../operators/tile-grid.ts';
 import type { SegmentationModel } from './load-model.ts';
@@ -28,9 +27,10 @@ export async function segmentSlice(
   const patch = model.patchSize;
   const overlap = options.overlap ?? 32;
   const batch = options.batch ?? 16;
-  const weight = options.neighbourWeight ?? model.neighbourWeight;
-  const input = weight > 0 ? blendNeighbours(image, options.previous, options.next, weight) : image;
-  const normalized = normalizeSlice(input, model.normalization);
+  const normalized = modelInput(image, options.previous, options.next, {
+    neighbourWeight: options.neighbourWeight ?? model.neighbourWeight,
+    normalization: model.normalization,
+  });
   const tiles = tileGrid(width, height, { patch, overlap });
   const patches = extractPatches(normalized, width, height, tiles, patch);
   const stitcher = createStitcher(width, height, tiles, { patch, overlap });

@@ -1,4 +1,21 @@
 import type { TypedArray } from '../codecs/dtype.ts';
+import { type Normalization, normalizeSlice } from './normalize-slice.ts';
+
+/**
+ * What a model sees of a slice: the slice blended with its neighbours by `neighbourWeight` (none
+ * at 0), then normalized. The daemon, evaluation and the training-set export all go through here,
+ * so the three cannot drift apart.
+ */
+export function modelInput(
+  image: TypedArray,
+  previous: TypedArray | undefined,
+  next: TypedArray | undefined,
+  model: { neighbourWeight: number; normalization: Normalization },
+): Float32Array {
+  const blended =
+    model.neighbourWeight > 0 ? blendNeighbours(image, previous, next, model.neighbourWeight) : image;
+  return normalizeSlice(blended, model.normalization);
+}
 
 /**
  * A slice averaged with the slices above and below it: (1 − 2w)·current + w·previous + w·next,

@@ -2,8 +2,8 @@ import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { npyHeader } from '../codecs/encode-npy.ts';
 import { OutputError, UsageError } from '../errors.ts';
-import { blendNeighbours } from '../operators/blend-neighbours.ts';
-import { DEFAULT_NORMALIZATION, normalizeSlice } from '../operators/normalize-slice.ts';
+import { modelInput } from '../operators/blend-neighbours.ts';
+import { DEFAULT_NORMALIZATION } from '../operators/normalize-slice.ts';
 import { createPhantom, type Phantom } from './phantom.ts';
 import { LABEL, renderSlice } from './render-slice.ts';
 import { Rng } from './rng.ts';
@@ -106,10 +106,10 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
       index.seeds.push(scanSeed);
       const volume = Array.from({ length: slices }, (_, z) => renderSlice(phantom, z));
       const normalized = volume.map((s, z) =>
-        normalizeSlice(
-          weight > 0 ? blendNeighbours(s.image, volume[z - 1]?.image, volume[z + 1]?.image, weight) : s.image,
-          DEFAULT_NORMALIZATION,
-        ),
+        modelInput(s.image, volume[z - 1]?.image, volume[z + 1]?.image, {
+          neighbourWeight: weight,
+          normalization: DEFAULT_NORMALIZATION,
+        }),
       );
       const where = locate(volume.map((s) => s.labels));
       const take = Math.min(perScan, total - index.patches.length);
