@@ -148,6 +148,7 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
     model = await loadModel(stringOption(values, 'model') ?? CONFIG_DEFAULTS.model, {
       provider: CONFIG_DEFAULTS.provider,
       threads: CONFIG_DEFAULTS.threads,
+      sessions: CONFIG_DEFAULTS.sessions,
       log,
       ...(modelsDir !== undefined && { modelsDir }),
     });

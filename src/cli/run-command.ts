@@ -30,7 +30,7 @@ import { choiceOption, intOption, parseOptions, positiveOption, stringOption } f
 
 export const RUN_HELP = `Usage:
   xct-sentinel run --watch DIR --out DIR [--model tnet|unet|enet] [--alerts FILE]
-                   [--provider cpu|cuda|tensorrt|webgpu] [--threads N] [--max-scans N]
+                   [--provider cpu|cuda|tensorrt|webgpu] [--threads N] [--sessions N] [--max-scans N]
                    [--idle-timeout SECONDS] [--batch N] [--overlap N] [--log-level LEVEL]
                    [--shutdown-timeout SECONDS] [--metrics-port N] [--view]
   xct-sentinel run --source kafka://HOST:PORT[/TOPIC] --out DIR [--group ID] [flags above]
@@ -47,6 +47,9 @@ raises dendrite alerts while the scan is still running.
                   with Kafka alerts: register the schemas there and frame messages for it
                   (byte 0 + schema id) instead of Avro single-object encoding
   --max-scans N   exit 0 once N scans have completed and every output is flushed
+  --threads N     ONNX Runtime threads in all (default 0: one per core)
+  --sessions N    ONNX Runtime sessions computing side by side, the threads shared among them
+                  (default 0: 2 on a CPU given 2 threads or more, else 1)
   --metrics-port N
                   serve /metrics (Prometheus), /healthz and /readyz on 127.0.0.1:N (0: any free port)
   --view          the live view in a browser at / on the same server (any free port without
@@ -68,6 +71,7 @@ const SPEC = {
   alerts: { type: 'string' },
   provider: { type: 'string' },
   threads: { type: 'string' },
+  sessions: { type: 'string' },
   'max-scans': { type: 'string' },
   'idle-timeout': { type: 'string' },
   batch: { type: 'string' },
@@ -160,6 +164,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
   const model = await loadModel(config.model.name, {
     provider: config.model.provider,
     threads: config.model.threads,
+    sessions: config.model.sessions,
     log,
     ...(config.model.modelsDir !== undefined && { modelsDir: config.model.modelsDir }),
   }).catch(async (err: unknown) => {
@@ -216,7 +221,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       });
     sourceClose = sliceSource?.close;
     say(
-      `${kafkaSlices ? `reading ${kafkaSlices.topic} on ${kafkaSlices.brokers.join(',')} as group ${groupId}` : `watching ${f?.path}`} with model ${model.identity.name} ${model.identity.version} on ${model.identity.provider}${model.fallbackReason ? ` (fallback: ${model.fallbackReason})` : ''}; masks to ${config.output.zarr}\n`,
+      `${kafkaSlices ? `reading ${kafkaSlices.topic} on ${kafkaSlices.brokers.join(',')} as group ${groupId}` : `watching ${f?.path}`} with model ${model.identity.name} ${model.identity.version} on ${model.identity.provider}${model.fallbackReason ? ` (fallback: ${model.fallbackReason})` : ''} (${model.sessions} session${model.sessions === 1 ? '' : 's'} × ${model.threads || 'auto'} thread${model.threads === 1 ? '' : 's'}); masks to ${config.output.zarr}\n`,
     );
     const completed: CompletedScan[] = [];
     ready = true;
@@ -288,6 +293,7 @@ function applyFlags(c: PipelineConfig, values: Parameters<typeof stringOption>[0
   if (modelsDir !== undefined) next.model.modelsDir = modelsDir;
   next.model.provider = choiceOption(values, 'provider', PROVIDERS, next.model.provider);
   next.model.threads = intOption(values, 'threads', next.model.threads, 0, 1024);
+  next.model.sessions = intOption(values, 'sessions', next.model.sessions, 0, 64);
   next.inference.maxBatch = intOption(values, 'batch', next.inference.maxBatch, 1, 1024);
   next.inference.overlap = intOption(values, 'overlap', next.inference.overlap, 0, 96);
   if (stringOption(values, 'idle-timeout') !== undefined && next.source.folder)

@@ -39,7 +39,15 @@ export interface FolderSourceConfig {
 export interface PipelineConfig {
   /** Exactly one of the two. */
   source: { folder?: FolderSourceConfig; kafka?: KafkaTopicConfig & { group: string } };
-  model: { name: string; provider: Provider; threads: number; modelsDir?: string };
+  model: {
+    name: string;
+    provider: Provider;
+    /** Intra-op threads of all sessions together; 0: one per core. */
+    threads: number;
+    /** ONNX Runtime sessions computing side by side; 0: 2 on a CPU given 2 threads or more, else 1. */
+    sessions: number;
+    modelsDir?: string;
+  };
   inference: {
     maxBatch: number;
     maxDelayMs: number;
@@ -64,6 +72,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
   model: 'tnet',
   provider: 'cpu' as Provider,
   threads: 0,
+  sessions: 0,
   maxBatch: 16,
   maxDelayMs: 10,
   overlap: 32,
@@ -200,7 +209,7 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
     'followSymlinks',
   ]);
   const model = obj(root.model, 'model');
-  known(model, 'model', ['name', 'provider', 'threads', 'modelsDir']);
+  known(model, 'model', ['name', 'provider', 'threads', 'sessions', 'modelsDir']);
   const provider = str(model.provider, 'model.provider', CONFIG_DEFAULTS.provider);
   if (!(PROVIDERS as readonly string[]).includes(provider))
     fail('model.provider', `"${provider}" is not one of ${PROVIDERS.join(', ')}`);
@@ -307,6 +316,7 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
       name: str(model.name, 'model.name', CONFIG_DEFAULTS.model),
       provider: provider as Provider,
       threads: num(model.threads, 'model.threads', CONFIG_DEFAULTS.threads, 0, 1024, true),
+      sessions: num(model.sessions, 'model.sessions', CONFIG_DEFAULTS.sessions, 0, 64, true),
       ...(model.modelsDir !== undefined && { modelsDir: str(model.modelsDir, 'model.modelsDir') }),
     },
     inference: {

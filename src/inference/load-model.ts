@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ModelError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -27,6 +28,10 @@ export interface SegmentationModel {
   readonly neighbourWeight: number;
   /** Why the requested execution provider is not the one in use, when it is not. */
   readonly fallbackReason: string | undefined;
+  /** ONNX Runtime sessions computing side by side: how many `predict` calls are worth having out. */
+  readonly sessions: number;
+  /** Intra-op threads per session (0: ONNX Runtime's choice, one per physical core). */
+  readonly threads: number;
   /** `count` patches of patchSize² normalized pixels → as many probability maps. */
   predict(patches: Float32Array, count: number): Promise<Float32Array>;
   /** Release native sessions; safe to call twice. */
@@ -37,13 +42,43 @@ export interface SegmentationModel {
 export interface LoadModelOptions {
   modelsDir?: string;
   provider?: Provider;
+  /** Intra-op threads of all sessions together, shared equally among them; 0 (default): one per core. */
   threads?: number;
+  /**
+   * Sessions computing side by side, each in its own thread; 0 (default): 2 on a CPU given 2 threads
+   * or more, else 1. Two single-threaded sessions on two cores compute about 12% more patches per
+   * second than one two-threaded session, and they lose less to the daemon's own work: one session's
+   * threads wait for each other at every operator, so a core taken away for a moment stalls both.
+   */
+  sessions?: number;
   log?: Logger;
   /**
    * Where each ONNX Runtime session runs: `worker` (default) keeps the caller's thread free while the
-   * model computes; `inline` runs it on the caller's thread (bare-inference measurements).
+   * model computes; `inline` runs it on the caller's thread (bare-inference measurements; one session).
    */
   thread?: 'worker' | 'inline';
+}
+
+/**
+ * The sessions and intra-op threads per session that `options` ask for. `threads` counts all
+ * sessions' threads together (0: one per core); automatic sessions are 2 on a CPU when there are 2
+ * threads or more, else 1; each session gets an equal share of the threads, at least 1.
+ */
+export function sessionLayout(options: LoadModelOptions): { sessions: number; threads: number } {
+  const threads = options.threads ?? 0;
+  const total = threads > 0 ? threads : availableParallelism();
+  const requested = options.sessions ?? 0;
+  const sessions =
+    options.thread === 'inline'
+      ? 1
+      : requested > 0
+        ? requested
+        : (options.provider ?? 'cpu') === 'cpu'
+          ? Math.min(2, total)
+          : 1;
+  // One session on all cores: ONNX Runtime's own choice (0), which counts physical cores.
+  if (sessions === 1) return { sessions, threads };
+  return { sessions, threads: Math.max(1, Math.floor(total / sessions)) };
 }
 
 /** Load a shipped model by name (`tnet`, `unet`, `enet`), checking each ONNX file against its card. */
@@ -93,12 +128,14 @@ async function loadOnnx(
       `model ${card.name}: checksum mismatch for ${path}: the card says sha256 ${card.sha256}, the file is ${sha256} (corrupt or replaced file)`,
       { model: card.name, path },
     );
-  const runner = await openOnnxRunner(bytes, { name: card.name, path }, options);
+  const layout = sessionLayout(options);
+  const runner = await openOnnxRunner(bytes, { name: card.name, path }, { ...options, ...layout });
   return new OnnxModel(
     card,
     runner,
     { name: card.name, version: card.version, sha256, provider: runner.provider },
     runner.fallbackReason,
+    layout.threads,
   );
 }
 
@@ -107,6 +144,7 @@ class OnnxModel implements SegmentationModel {
   readonly threshold: number;
   readonly normalization: Normalization;
   readonly neighbourWeight: number;
+  readonly sessions: number;
   private closed = false;
 
   constructor(
@@ -114,7 +152,9 @@ class OnnxModel implements SegmentationModel {
     private readonly runner: OnnxRunner,
     readonly identity: ModelIdentity,
     readonly fallbackReason: string | undefined,
+    readonly threads: number,
   ) {
+    this.sessions = runner.concurrency;
     this.patchSize = card.patchSize;
     this.threshold = card.threshold;
     this.normalization = card.normalization;
@@ -154,6 +194,8 @@ class EnsembleModel implements SegmentationModel {
   readonly normalization: Normalization;
   readonly neighbourWeight: number;
   readonly fallbackReason: string | undefined;
+  readonly sessions: number;
+  readonly threads: number;
   private readonly weights: number[];
 
   constructor(
@@ -174,6 +216,9 @@ class EnsembleModel implements SegmentationModel {
     this.normalization = card.normalization;
     this.neighbourWeight = card.neighbourWeight ?? 0;
     this.fallbackReason = members.map((m) => m.fallbackReason).find((r) => r !== undefined);
+    // Each call runs the members in turn, so as many calls are worth having out as the least of them takes.
+    this.sessions = Math.min(...members.map((m) => m.sessions));
+    this.threads = members[0]?.threads ?? 0;
   }
 
   async predict(patches: Float32Array, count: number): Promise<Float32Array> {

@@ -12,6 +12,8 @@ export interface OnnxRunner {
   readonly provider: Provider;
   /** Why the requested provider was not used, when it was not. */
   readonly fallbackReason: string | undefined;
+  /** How many runs compute at once: one per session. */
+  readonly concurrency: number;
   /**
    * Run on `input` (shape `dims`); the caller keeps `input`. With `outputDims`, the output's shape is
    * known beforehand and ONNX Runtime writes it in place (a wrong shape fails the run).
@@ -37,17 +39,66 @@ export interface RunnerOptions {
    * the calling thread). `inline`: on the calling thread, e.g. to measure bare inference.
    */
   thread?: 'worker' | 'inline';
+  /**
+   * Sessions of the same model, each in its own worker thread with `threads` intra-op threads, that
+   * take runs side by side (default 1; `inline` takes only 1).
+   */
+  sessions?: number;
 }
 
-/** Open a session for `model` (the ONNX bytes), in a worker thread unless `thread: 'inline'`. */
-export function openOnnxRunner(
+/**
+ * Open a session for `model` (the ONNX bytes), in a worker thread unless `thread: 'inline'`; with
+ * `sessions` > 1, that many, each run going to the one with the fewest runs waiting.
+ */
+export async function openOnnxRunner(
   model: Uint8Array,
   label: { name: string; path: string },
   options: RunnerOptions = {},
 ): Promise<OnnxRunner> {
-  return options.thread === 'inline'
-    ? openInline(model, label, options)
-    : openInWorker(model, label, options);
+  const sessions = options.sessions ?? 1;
+  if (!Number.isInteger(sessions) || sessions < 1)
+    throw new RangeError(`model ${label.name}: sessions must be a whole number ≥ 1, got ${sessions}`);
+  if (options.thread === 'inline') {
+    if (sessions !== 1)
+      throw new RangeError(`model ${label.name}: an inline session runs on the calling thread: one only`);
+    return openInline(model, label, options);
+  }
+  if (sessions === 1) return openInWorker(model, label, options);
+  // A fallback is logged once, by the first session; the others fall back alike.
+  const opened = await Promise.allSettled(
+    Array.from({ length: sessions }, (_, i) =>
+      openInWorker(model, label, i === 0 ? options : { ...options, log: silentLogger }),
+    ),
+  );
+  const runners = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+  const failed = opened.find((o) => o.status === 'rejected');
+  if (failed) {
+    await Promise.all(runners.map((r) => r.release()));
+    throw failed.reason;
+  }
+  return poolRunners(runners);
+}
+
+/** Several runners of one model as one: each run goes to the runner with the fewest runs out. */
+function poolRunners(runners: readonly OnnxRunner[]): OnnxRunner {
+  const first = runners[0] as OnnxRunner;
+  const out = runners.map(() => 0);
+  return {
+    provider: first.provider,
+    fallbackReason: first.fallbackReason,
+    concurrency: runners.length,
+    run(input, dims, names, outputDims) {
+      let i = 0;
+      for (let k = 1; k < runners.length; k++) if ((out[k] as number) < (out[i] as number)) i = k;
+      out[i] = (out[i] as number) + 1;
+      return (runners[i] as OnnxRunner).run(input, dims, names, outputDims).finally(() => {
+        out[i] = (out[i] as number) - 1;
+      });
+    },
+    async release() {
+      await Promise.all(runners.map((r) => r.release()));
+    },
+  };
 }
 
 async function openInline(
@@ -60,6 +111,7 @@ async function openInline(
   return {
     provider: opened.provider,
     fallbackReason: opened.fallbackReason,
+    concurrency: 1,
     async run(input, dims, names, outputDims) {
       if (released) throw new ModelError(`model ${label.name} is closed`, { model: label.name });
       const output = await runSession(opened.session, input, dims, names, outputDims);
@@ -186,6 +238,7 @@ async function openInWorker(
   return {
     provider: opened.provider,
     fallbackReason: opened.fallbackReason,
+    concurrency: 1,
     run(input, dims, names, outputDims) {
       if (gone) return Promise.reject(gone);
       if (released)

@@ -18,10 +18,10 @@ export interface InferBatchesOptions {
 
 /**
  * Run batches through the model and hand back one result per patch, in order, like a dynamic
- * batcher in front of a busy model: while the model computes, the batches that arrive wait together
- * and go as one (up to `maxBatch`) the moment it is free; a full batch is handed over even while the
- * model is busy, so it never idles while this thread stitches or writes. The slice gate upstream
- * bounds how many patches wait.
+ * batcher in front of a busy model: while every session of the model computes, the batches that
+ * arrive wait together and go as one (up to `maxBatch`) the moment a session is free; a full batch is
+ * handed over even while all are busy (one waiting per session), so none idles while this thread
+ * stitches or writes. The slice gate upstream bounds how many patches wait.
  */
 export function inferBatches<S extends NormalizedSlice>(
   model: SegmentationModel,
@@ -30,7 +30,8 @@ export function inferBatches<S extends NormalizedSlice>(
   const patchSize = model.patchSize;
   const area = patchSize * patchSize;
   const maxBatch = options.maxBatch ?? 16;
-  // Batch inputs are reused once their batch is back (at most two are out at a time, see pump):
+  const sessions = Math.max(1, model.sessions);
+  // Batch inputs are reused once their batch is back (at most two per session are out, see pump):
   // a megabyte a batch less for the collector, on the thread that also stitches and writes.
   const free: Float32Array[] = [];
   const run = (jobs: PatchJob<S>[]) => {
@@ -49,7 +50,7 @@ export function inferBatches<S extends NormalizedSlice>(
     });
     const started = performance.now();
     const settled = model.predict(input, jobs.length).finally(() => {
-      if (free.length < 4) free.push(buffer);
+      if (free.length < 2 * sessions) free.push(buffer);
     });
     return settled.then(
       (probs) => {
@@ -76,6 +77,8 @@ export function inferBatches<S extends NormalizedSlice>(
       const waiting: PatchJob<S>[] = [];
       /** Batches handed to the model, oldest first: results go out in this order. */
       const running: { done: boolean; results?: PatchResult<S>[] }[] = [];
+      /** Batches at the model, computing or queued there. */
+      let out = 0;
       let upstreamDone = false;
       let failed = false;
 
@@ -86,17 +89,19 @@ export function inferBatches<S extends NormalizedSlice>(
         }
       };
       const pump = () => {
-        // Idle model: whatever waits goes now. Busy model: only a full batch queues behind it.
+        // A session idle: whatever waits goes now. All busy: only full batches queue, one per session.
         while (
           !failed &&
           waiting.length > 0 &&
-          (running.length === 0 || (running.length === 1 && waiting.length >= maxBatch))
+          (out < sessions || (out < 2 * sessions && waiting.length >= maxBatch))
         ) {
           const jobs = waiting.splice(0, maxBatch);
           const entry: { done: boolean; results?: PatchResult<S>[] } = { done: false };
           running.push(entry);
+          out++;
           run(jobs).then(
             (results) => {
+              out--;
               entry.done = true;
               entry.results = results;
               emitReady();

@@ -21,7 +21,7 @@ t.test("the compose file's pipeline validates", async (t) => {
 t.test('defaults fill in', async (t) => {
   const c = validatePipelineConfig({ source: { folder: { path: '/in' } }, output: { zarr: '/out' } });
   t.match(c, {
-    model: { name: 'tnet', provider: 'cpu', threads: 0 },
+    model: { name: 'tnet', provider: 'cpu', threads: 0, sessions: 0 },
     inference: { maxBatch: 16, overlap: 32, neighbourWaitMs: 60_000 },
     alerts: { sinks: [{ type: 'stdout' }] },
   });
@@ -39,6 +39,10 @@ t.test('errors name the key path, what was wrong and what is allowed', async (t)
       /inference\.maxBatch: 0 is not allowed; use an integer from 1 to 1024/,
     ],
     [{ ...base, inference: { overlap: 'lots' } }, /inference\.overlap: "lots" is not allowed/],
+    [
+      { ...base, model: { sessions: 1.5 } },
+      /model\.sessions: 1\.5 is not allowed; use an integer from 0 to 64/,
+    ],
     [
       { ...base, inference: { neighbourWaitMs: -1 } },
       /inference\.neighbourWaitMs: -1 is not allowed; use an integer from 0 to 3600000/,

@@ -9,14 +9,26 @@ import { thresholdMask } from '../../src/operators/threshold-mask.ts';
 import { tilePatches } from '../../src/operators/tile-patches.ts';
 import { quantizeProbability } from '../../src/sinks/zarr-scan-writer.ts';
 
-/** A stand-in model for the stitching test (the thing under test is the stitch, not the model). */
-function modelOf(fn: (patch: Float32Array) => Float32Array): SegmentationModel {
+/**
+ * A stand-in model for the stitching test (the thing under test is the stitch, not the model); with
+ * `sessions`, it takes that many calls side by side, each settling after `delayMs(call)`.
+ */
+function modelOf(
+  fn: (patch: Float32Array) => Float32Array,
+  sessions = 1,
+  delayMs?: (call: number) => number,
+): SegmentationModel {
   const patchSize = 128;
+  let calls = 0;
   return {
     patchSize,
     threshold: 0.5,
+    sessions,
+    threads: 1,
     identity: { name: 'fn', version: '0', sha256: '0'.repeat(64), provider: 'cpu' },
     predict: async (patches: Float32Array, count: number) => {
+      const call = calls++;
+      if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs(call)));
       const area = patchSize * patchSize;
       const out = new Float32Array(count * area);
       for (let k = 0; k < count; k++) out.set(fn(patches.subarray(k * area, (k + 1) * area)), k * area);
@@ -97,3 +109,50 @@ t.test('stitchers reused across slices of one geometry carry nothing from the sl
   });
   t.not(out[0]?.prob, out[1]?.prob, 'each slice gets its own probability array');
 });
+
+t.test(
+  'with several sessions, batches go out side by side and their results still come back in order',
+  async (t) => {
+    for (const sessions of [1, 2, 3]) {
+      let out = 0;
+      let most = 0;
+      const identity = modelOf(
+        (p) => Float32Array.from(p),
+        sessions,
+        // Every other call is slow, so later batches finish before earlier ones.
+        (call) => (call % 2 === 0 ? 8 : 1),
+      );
+      const predict = identity.predict.bind(identity);
+      const counted: SegmentationModel = {
+        ...identity,
+        predict: async (patches, count) => {
+          most = Math.max(most, ++out);
+          try {
+            return await predict(patches, count);
+          } finally {
+            out--;
+          }
+        },
+      };
+      const slices = [0, 1, 2, 3, 4, 5].map((z) => slice(z, 400, 300, (i) => ((i * (z + 5)) % 89) / 89));
+      const results = await run(slices, counted, 32);
+      t.same(
+        results.map((o) => o.z),
+        [0, 1, 2, 3, 4, 5],
+        `${sessions} session(s): every slice once, in order`,
+      );
+      let worst = 0;
+      results.forEach((o, k) => {
+        const input = slices[k] as NormalizedSlice;
+        for (let i = 0; i < o.prob.length; i++)
+          worst = Math.max(worst, Math.abs((o.prob[i] as number) - (input.normalized[i] as number)));
+      });
+      t.ok(
+        worst < 1e-6,
+        `${sessions} session(s): each patch stitched where it came from (max |diff| ${worst})`,
+      );
+      // All 72 patches wait at once: each session gets one batch to compute and one queued behind it.
+      t.equal(most, 2 * sessions, `${sessions} session(s): ${most} batches out at once`);
+    }
+  },
+);

@@ -1,0 +1,101 @@
+import { availableParallelism } from 'node:os';
+import t from 'tap';
+import { measureSpeed } from '../../src/eval/evaluate-model.ts';
+import { loadModel, sessionLayout } from '../../src/inference/load-model.ts';
+import { openOnnxRunner } from '../../src/inference/onnx-runner.ts';
+import { normalizeSlice } from '../../src/operators/normalize-slice.ts';
+import { extractPatches, tileGrid } from '../../src/operators/tile-grid.ts';
+import { createPhantom } from '../../src/sim/phantom.ts';
+import { renderSlice } from '../../src/sim/render-slice.ts';
+
+t.test('session layout: threads in all are shared among the sessions', async (t) => {
+  t.same(sessionLayout({ threads: 2 }), { sessions: 2, threads: 1 }, 'two threads: two sessions of one');
+  t.same(sessionLayout({ threads: 1 }), { sessions: 1, threads: 1 }, 'one thread: one session');
+  t.same(sessionLayout({ threads: 8 }), { sessions: 2, threads: 4 });
+  t.same(sessionLayout({ threads: 6, sessions: 3 }), { sessions: 3, threads: 2 }, 'sessions asked for');
+  t.same(sessionLayout({ threads: 2, sessions: 4 }), { sessions: 4, threads: 1 }, 'at least one thread each');
+  t.same(sessionLayout({ threads: 4, sessions: 1 }), { sessions: 1, threads: 4 });
+  t.same(sessionLayout({ threads: 4, thread: 'inline' }), { sessions: 1, threads: 4 }, 'inline: one session');
+  t.same(sessionLayout({ threads: 4, provider: 'cuda' }), { sessions: 1, threads: 4 }, 'a GPU: one session');
+  const cores = availableParallelism();
+  t.same(
+    sessionLayout({}),
+    cores >= 2 ? { sessions: 2, threads: Math.floor(cores / 2) } : { sessions: 1, threads: 0 },
+    `defaults on ${cores} core(s)`,
+  );
+});
+
+t.test('a runner refuses a session count it cannot honour', async (t) => {
+  const label = { name: 'x', path: 'x.onnx' };
+  await t.rejects(
+    openOnnxRunner(new Uint8Array(0), label, { sessions: 0 }),
+    /sessions must be a whole number/,
+  );
+  await t.rejects(
+    openOnnxRunner(new Uint8Array(0), label, { sessions: 2, thread: 'inline' }),
+    /runs on the calling thread: one only/,
+  );
+});
+
+t.test('two sessions compute what one does, side by side, each batch its own answer', async (t) => {
+  const phantom = createPhantom({ seed: 951_000, size: 256, slices: 24 });
+  const normalized = normalizeSlice(renderSlice(phantom, 12).image);
+  const tiles = tileGrid(256, 256, { patch: 128, overlap: 32 });
+  const patches = extractPatches(normalized, 256, 256, tiles, 128);
+  const area = 128 * 128;
+  // Two different batches, so a result handed back to the wrong caller shows: the slice's patches,
+  // and the same patches negated (bright Li, dark electrolyte).
+  const a = patches.slice(0, 4 * area);
+  const b = a.map((v) => 1 - v);
+
+  const single = await loadModel('tnet', { threads: 1 });
+  const pooled = await loadModel('tnet', { threads: 2 });
+  t.teardown(() => Promise.all([single.close(), pooled.close()]));
+  t.equal(single.sessions, 1);
+  t.equal(pooled.sessions, 2);
+  t.equal(pooled.threads, 1);
+
+  const wantA = await single.predict(a, 4);
+  const wantB = await single.predict(b, 4);
+  const [gotA, gotB, gotA2] = await Promise.all([
+    pooled.predict(a, 4),
+    pooled.predict(b, 4),
+    pooled.predict(a, 4),
+  ]);
+  const worst = (x: Float32Array, y: Float32Array) => {
+    let w = 0;
+    for (let i = 0; i < x.length; i++) w = Math.max(w, Math.abs((x[i] as number) - (y[i] as number)));
+    return w;
+  };
+  t.ok(worst(gotA, wantA) < 1e-4, `batch a: max |diff| ${worst(gotA, wantA)}`);
+  t.ok(worst(gotB, wantB) < 1e-4, `batch b: max |diff| ${worst(gotB, wantB)}`);
+  t.ok(worst(gotA2, wantA) < 1e-4, `batch a again: max |diff| ${worst(gotA2, wantA)}`);
+  t.ok(
+    worst(wantA, wantB) > 0.1,
+    `the two batches differ (max |diff| ${worst(wantA, wantB)}), so a mix-up would show`,
+  );
+
+  const [speed] = await measureSpeed(pooled, { batches: [4], minMs: 100 });
+  t.ok(speed && speed.runs >= 10, `bare speed timed over ${speed?.runs} runs, five per session at least`);
+  t.ok(speed && speed.sustainedPatchesPerSecond > 0);
+
+  await pooled.close();
+  await pooled.close();
+  await t.rejects(pooled.predict(a, 4), /closed/, 'a closed model refuses work');
+});
+
+t.test('several sessions on an unavailable GPU fall back to CPU together, logged once', async (t) => {
+  const warnings: unknown[] = [];
+  const log = {
+    warn: (...args: unknown[]) => void warnings.push(args),
+    info: () => {},
+    debug: () => {},
+    error: () => {},
+  } as unknown as NonNullable<Parameters<typeof loadModel>[1]>['log'];
+  const model = await loadModel('unet', { provider: 'cuda', sessions: 2, threads: 2, log });
+  t.teardown(() => model.close());
+  t.equal(model.sessions, 2);
+  t.equal(model.identity.provider, 'cpu');
+  t.match(model.fallbackReason, /^cuda: /);
+  t.equal(warnings.length, 1, 'one warning for the two sessions');
+});
