@@ -21,7 +21,8 @@ export interface InferBatchesOptions {
  * batcher in front of a busy model: while every session of the model computes, the batches that
  * arrive wait together and go as one (up to `maxBatch`) the moment a session is free; a full batch is
  * handed over even while all are busy (one waiting per session), so none idles while this thread
- * stitches or writes. The slice gate upstream bounds how many patches wait.
+ * stitches or writes; a partial batch meeting several idle sessions is split among them. The slice
+ * gate upstream bounds how many patches wait.
  */
 export function inferBatches<S extends NormalizedSlice>(
   model: SegmentationModel,
@@ -95,7 +96,13 @@ export function inferBatches<S extends NormalizedSlice>(
           waiting.length > 0 &&
           (out < sessions || (out < 2 * sessions && waiting.length >= maxBatch))
         ) {
-          const jobs = waiting.splice(0, maxBatch);
+          // A partial batch with several sessions idle is shared among them: a small slice's patches
+          // compute side by side instead of one after another in a single session.
+          const idle = sessions - out;
+          const jobs = waiting.splice(
+            0,
+            idle > 1 && waiting.length < maxBatch ? Math.ceil(waiting.length / idle) : maxBatch,
+          );
           const entry: { done: boolean; results?: PatchResult<S>[] } = { done: false };
           running.push(entry);
           out++;

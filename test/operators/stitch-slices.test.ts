@@ -156,3 +156,34 @@ t.test(
     }
   },
 );
+
+t.test('a partial batch meeting idle sessions is shared among them', async (t) => {
+  for (const sessions of [1, 2, 3]) {
+    const sizes: number[] = [];
+    const identity = modelOf(
+      (p) => Float32Array.from(p),
+      sessions,
+      () => 2,
+    );
+    const predict = identity.predict.bind(identity);
+    const counted: SegmentationModel = {
+      ...identity,
+      predict: (patches, count) => {
+        sizes.push(count);
+        return predict(patches, count);
+      },
+    };
+    // One 300×257 slice: 3 × 3 = 9 patches, fewer than a batch.
+    const input = slice(0, 300, 257, (i) => (i % 71) / 71);
+    const [out] = await run([input], counted, 32);
+    let worst = 0;
+    for (let i = 0; i < (out?.prob.length ?? 0); i++)
+      worst = Math.max(worst, Math.abs((out?.prob[i] as number) - (input.normalized[i] as number)));
+    t.ok(out && worst < 1e-6, `${sessions} session(s): the slice comes back whole (max |diff| ${worst})`);
+    t.same(
+      sizes.toSorted((a, b) => b - a),
+      { 1: [7, 2], 2: [4, 3, 2], 3: [3, 2, 2, 2] }[sessions],
+      `${sessions} session(s): batches of ${sizes.join(', ')}`,
+    );
+  }
+});
