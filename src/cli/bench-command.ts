@@ -118,7 +118,7 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
     await daemon;
     await Promise.all(pending);
 
-    // The daemon's memory: read before a second session is loaded for the bare figure.
+    // The daemon's memory: read before the bare figures load sessions of their own.
     const rssMiB = (process.resourceUsage().maxRSS * 1024) / 2 ** 20;
 
     // 2. Bare ONNX Runtime: the same model file, batch, threads and sessions (each in its own thread,

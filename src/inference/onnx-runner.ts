@@ -15,14 +15,16 @@ export interface OnnxRunner {
   /** How many runs compute at once: one per session. */
   readonly concurrency: number;
   /**
-   * Run on `input` (shape `dims`); the caller keeps `input`. With `outputDims`, the output's shape is
-   * known beforehand and ONNX Runtime writes it in place (a wrong shape fails the run).
+   * Run on `input` (shape `dims`); the caller keeps `input`. With `output`, the output's shape is
+   * known beforehand and ONNX Runtime writes it in place (a wrong shape fails the run): into
+   * `output.into` when given (which is handed over: the caller uses only what `run` returns), else
+   * into a fresh array.
    */
   run(
     input: Float32Array,
     dims: number[],
     names: { input: string; output: string },
-    outputDims?: number[],
+    output?: { dims: number[]; into?: Float32Array },
   ): Promise<Float32Array>;
   /** Release the session (and its thread); safe to call twice. */
   release(): Promise<void>;
@@ -87,11 +89,11 @@ function poolRunners(runners: readonly OnnxRunner[]): OnnxRunner {
     provider: first.provider,
     fallbackReason: first.fallbackReason,
     concurrency: runners.length,
-    run(input, dims, names, outputDims) {
+    run(input, dims, names, output) {
       let i = 0;
       for (let k = 1; k < runners.length; k++) if ((out[k] as number) < (out[i] as number)) i = k;
       out[i] = (out[i] as number) + 1;
-      return (runners[i] as OnnxRunner).run(input, dims, names, outputDims).finally(() => {
+      return (runners[i] as OnnxRunner).run(input, dims, names, output).finally(() => {
         out[i] = (out[i] as number) - 1;
       });
     },
@@ -112,9 +114,9 @@ async function openInline(
     provider: opened.provider,
     fallbackReason: opened.fallbackReason,
     concurrency: 1,
-    async run(input, dims, names, outputDims) {
+    async run(input, dims, names, out) {
       if (released) throw new ModelError(`model ${label.name} is closed`, { model: label.name });
-      const output = await runSession(opened.session, input, dims, names, outputDims);
+      const output = await runSession(opened.session, input, dims, names, out?.dims, out?.into);
       if (!output)
         throw new ModelError(`model ${label.name}: output "${names.output}" missing or not float32`, {
           model: label.name,
@@ -239,7 +241,7 @@ async function openInWorker(
     provider: opened.provider,
     fallbackReason: opened.fallbackReason,
     concurrency: 1,
-    run(input, dims, names, outputDims) {
+    run(input, dims, names, output) {
       if (gone) return Promise.reject(gone);
       if (released)
         return Promise.reject(new ModelError(`model ${label.name} is closed`, { model: label.name }));
@@ -247,6 +249,7 @@ async function openInWorker(
       const at = spare.findIndex((b) => b.byteLength >= input.byteLength);
       const buffer = at >= 0 ? (spare.splice(at, 1)[0] as ArrayBuffer) : new ArrayBuffer(input.byteLength);
       new Float32Array(buffer, 0, input.length).set(input);
+      const into = output?.into?.buffer as ArrayBuffer | undefined;
       return new Promise<Float32Array>((resolve, reject) => {
         pending.set(id, { resolve, reject });
         const request: OnnxWorkerRequest = {
@@ -255,11 +258,12 @@ async function openInWorker(
           input: buffer,
           length: input.length,
           dims,
-          ...(outputDims && { outputDims }),
+          ...(output && { outputDims: output.dims }),
+          ...(into && { output: into }),
           inputName: names.input,
           outputName: names.output,
         };
-        worker.postMessage(request, [buffer]);
+        worker.postMessage(request, into ? [buffer, into] : [buffer]);
       });
     },
     release() {

@@ -18,7 +18,8 @@ export interface OnnxWorkerData {
 
 /**
  * Main → worker. `input` is handed over (transferred, not copied): its first `length` floats are the
- * tensor. With `outputDims`, ONNX Runtime writes the output straight into a fresh buffer of that shape.
+ * tensor. With `outputDims`, ONNX Runtime writes the output straight into a buffer of that shape: the
+ * start of `output` when one is handed over (a result the caller is done with), else a fresh one.
  */
 export type OnnxWorkerRequest =
   | {
@@ -28,6 +29,7 @@ export type OnnxWorkerRequest =
       length: number;
       dims: number[];
       outputDims?: number[];
+      output?: ArrayBuffer;
       inputName: string;
       outputName: string;
     }
@@ -80,6 +82,7 @@ if (session) {
         request.dims,
         { input: request.inputName, output: request.outputName },
         request.outputDims,
+        request.output && new Float32Array(request.output),
       );
       if (!output) throw new Error(`output "${request.outputName}" missing or not float32`);
       // Handed over without a copy when ONNX Runtime wrote it into our own buffer; copied otherwise.

@@ -76,8 +76,9 @@ async function openCpu(
 
 /**
  * Run `session` on one float32 tensor and return the named float32 output, or undefined when the
- * model has no such output. With `outputDims` ONNX Runtime writes into a fresh buffer of that shape
- * (a wrong shape fails the run) and `owned` is true: the caller may hand that buffer over as it is.
+ * model has no such output. With `outputDims` ONNX Runtime writes into a buffer of that shape (a wrong
+ * shape fails the run): the start of `into` when that is large enough, else a fresh one; `owned` is
+ * then true: the caller may hand that buffer over as it is.
  */
 export async function runSession(
   session: ort.InferenceSession,
@@ -85,10 +86,12 @@ export async function runSession(
   dims: readonly number[],
   names: { input: string; output: string },
   outputDims?: readonly number[],
+  into?: Float32Array,
 ): Promise<{ data: Float32Array; owned: boolean } | undefined> {
   const feeds = { [names.input]: new ort.Tensor('float32', input, dims) };
   if (outputDims) {
-    const data = new Float32Array(outputDims.reduce((a, b) => a * b, 1));
+    const n = outputDims.reduce((a, b) => a * b, 1);
+    const data = into && into.length >= n ? into.subarray(0, n) : new Float32Array(n);
     await session.run(feeds, { [names.output]: new ort.Tensor('float32', data, outputDims) });
     return { data, owned: true };
   }

@@ -39,6 +39,7 @@ export async function segmentSlice(
     const count = Math.min(batch, tiles.length - start);
     const probs = await model.predict(patches.subarray(start * area, (start + count) * area), count);
     for (let k = 0; k < count; k++) stitcher.add(start + k, probs.subarray(k * area, (k + 1) * area));
+    model.recycle?.(probs);
   }
   const prob = stitcher.result();
   const mask = new Uint8Array(prob.length);

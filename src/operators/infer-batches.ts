@@ -56,7 +56,10 @@ export function inferBatches<S extends NormalizedSlice>(
     return settled.then(
       (probs) => {
         options.onBatch?.({ batch: jobs.length, ms: performance.now() - started });
-        return jobs.map((job, k) => ({ job, probs: probs.subarray(k * area, (k + 1) * area) }));
+        return {
+          probs,
+          results: jobs.map((job, k) => ({ job, probs: probs.subarray(k * area, (k + 1) * area) })),
+        };
       },
       (cause: unknown) => {
         if (isXctError(cause)) throw cause;
@@ -73,11 +76,12 @@ export function inferBatches<S extends NormalizedSlice>(
       },
     );
   };
+  type Batch = { done: boolean; probs?: Float32Array; results?: PatchResult<S>[] };
   return (source) =>
     new Observable<PatchResult<S>>((subscriber) => {
       const waiting: PatchJob<S>[] = [];
       /** Batches handed to the model, oldest first: results go out in this order. */
-      const running: { done: boolean; results?: PatchResult<S>[] }[] = [];
+      const running: Batch[] = [];
       /** Batches at the model, computing or queued there. */
       let out = 0;
       let upstreamDone = false;
@@ -87,6 +91,9 @@ export function inferBatches<S extends NormalizedSlice>(
         while (running[0]?.done) {
           const head = running.shift();
           for (const r of head?.results ?? []) subscriber.next(r);
+          // Downstream is done with a result when next() returns (stitchSlices blends it in, or
+          // copies one that came early), so the batch's output can take the model's next one.
+          if (head?.probs) model.recycle?.(head.probs);
         }
       };
       const pump = () => {
@@ -103,13 +110,14 @@ export function inferBatches<S extends NormalizedSlice>(
             0,
             idle > 1 && waiting.length < maxBatch ? Math.ceil(waiting.length / idle) : maxBatch,
           );
-          const entry: { done: boolean; results?: PatchResult<S>[] } = { done: false };
+          const entry: Batch = { done: false };
           running.push(entry);
           out++;
           run(jobs).then(
-            (results) => {
+            ({ probs, results }) => {
               out--;
               entry.done = true;
+              entry.probs = probs;
               entry.results = results;
               emitReady();
               pump();

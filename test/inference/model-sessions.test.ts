@@ -75,6 +75,22 @@ t.test('two sessions compute what one does, side by side, each batch its own ans
     `the two batches differ (max |diff| ${worst(wantA, wantB)}), so a mix-up would show`,
   );
 
+  // A recycled result becomes the next run's output space: handed to the session's thread (so empty
+  // here) and filled there with the new answer.
+  const first = await pooled.predict(a, 4);
+  pooled.recycle?.(first);
+  const again = await pooled.predict(b, 4);
+  t.equal(first.length, 0, 'the recycled result went to the session as its output space');
+  t.ok(worst(again, wantB) < 1e-4, `the run written into it is right: max |diff| ${worst(again, wantB)}`);
+  // On the calling thread, the very same memory.
+  const inline = await loadModel('tnet', { threads: 1, thread: 'inline' });
+  t.teardown(() => inline.close());
+  const one = await inline.predict(a, 4);
+  inline.recycle?.(one);
+  const two = await inline.predict(b, 4);
+  t.equal(two.buffer, one.buffer, 'inline: written into the recycled result');
+  t.ok(worst(two, wantB) < 1e-4, `inline: right answer: max |diff| ${worst(two, wantB)}`);
+
   const [speed] = await measureSpeed(pooled, { batches: [4], minMs: 100 });
   t.ok(speed && speed.runs >= 10, `bare speed timed over ${speed?.runs} runs, five per session at least`);
   t.ok(speed && speed.sustainedPatchesPerSecond > 0);

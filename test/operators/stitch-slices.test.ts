@@ -11,7 +11,9 @@ import { quantizeProbability } from '../../src/sinks/zarr-scan-writer.ts';
 
 /**
  * A stand-in model for the stitching test (the thing under test is the stitch, not the model); with
- * `sessions`, it takes that many calls side by side, each settling after `delayMs(call)`.
+ * `sessions`, it takes that many calls side by side, each settling after `delayMs(call)`. Like the
+ * real models it writes each output into a result handed back by `recycle` when it has one, so a
+ * result recycled while still in use shows as wrong probabilities.
  */
 function modelOf(
   fn: (patch: Float32Array) => Float32Array,
@@ -19,7 +21,9 @@ function modelOf(
   delayMs?: (call: number) => number,
 ): SegmentationModel {
   const patchSize = 128;
+  const area = patchSize * patchSize;
   let calls = 0;
+  const spare: Float32Array[] = [];
   return {
     patchSize,
     threshold: 0.5,
@@ -28,12 +32,14 @@ function modelOf(
     identity: { name: 'fn', version: '0', sha256: '0'.repeat(64), provider: 'cpu' },
     predict: async (patches: Float32Array, count: number) => {
       const call = calls++;
+      const input = patches.slice(0, count * area);
       if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs(call)));
-      const area = patchSize * patchSize;
-      const out = new Float32Array(count * area);
-      for (let k = 0; k < count; k++) out.set(fn(patches.subarray(k * area, (k + 1) * area)), k * area);
-      return out;
+      const reused = spare.findIndex((b) => b.length >= count * area);
+      const out = reused >= 0 ? (spare.splice(reused, 1)[0] as Float32Array) : new Float32Array(count * area);
+      for (let k = 0; k < count; k++) out.set(fn(input.subarray(k * area, (k + 1) * area)), k * area);
+      return out.subarray(0, count * area);
     },
+    recycle: (probs: Float32Array) => void spare.push(new Float32Array(probs.buffer)),
   } as unknown as SegmentationModel;
 }
 
