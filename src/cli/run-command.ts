@@ -207,6 +207,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
           security: kafkaSlices.security,
           log,
           maxInFlight: config.inference.maxSlicesInFlight * 2,
+          held: () => stats.held,
         })
       : undefined;
     const source: Observable<SourceEvent> =

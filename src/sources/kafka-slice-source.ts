@@ -38,6 +38,13 @@ export interface KafkaSliceSourceOptions {
   deadLetterTopic?: string;
   /** Slices handed to the pipeline and not yet done: the source stops reading at this many. */
   maxInFlight?: number;
+  /**
+   * Of the slices handed over, how many the pipeline holds back until the slice after them arrives
+   * (a DaemonStats' `held`): those wait for this source, so they do not count against `maxInFlight`.
+   * Without this, as many live scans as `maxInFlight` would fill it with slices waiting for their
+   * successors, and each would go on only after the daemon's neighbour wait.
+   */
+  held?: () => number;
   /** Where a group without committed offsets starts (default: the oldest message). */
   fromBeginning?: boolean;
   /** A scan without a new slice for this long ends (when its expected count never arrives). */
@@ -287,8 +294,9 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
 
   const eachMessage = async (payload: EachMessagePayload): Promise<void> => {
     const { partition, message, heartbeat } = payload;
-    // Backpressure: wait (heartbeating, so the group keeps us) while the pipeline is full.
-    while (inFlight >= maxInFlight && !closing) {
+    // Backpressure: wait (heartbeating, so the group keeps us) while the pipeline is full. A slice
+    // held for its successor is only polled for (once a second): holding it wakes nobody.
+    while (inFlight - (options.held?.() ?? 0) >= maxInFlight && !closing) {
       await Promise.race([new Promise<void>((resolve) => (wake = resolve)), sleep(1000)]);
       await heartbeat();
     }

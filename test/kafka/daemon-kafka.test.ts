@@ -137,6 +137,75 @@ t.test('simulated scan on Kafka → daemon → Avro alerts on the alert topic', 
   t.equal(total, SCAN.slices, 'committed offsets cover every slice');
 });
 
+t.test(
+  'more live scans on one topic than the source may hand over: slices held for their successors do not stall it',
+  async (t) => {
+    const kafka = await startMockKafka(t);
+    const slicesTopic = randomTopic('slices');
+    const groupId = randomTopic('daemon');
+    // One partition: the scans' slices arrive interleaved, a0 b0 c0 a1 …
+    await kafka.createTopic(slicesTopic, 1);
+    const stats = new DaemonStats();
+    const source = kafkaSliceSource({
+      brokers: kafka.brokers,
+      topic: slicesTopic,
+      groupId,
+      log: silentLogger,
+      sessionTimeoutMs: 6000,
+      heartbeatIntervalMs: 500,
+      // Two slices at a time, three live scans: each scan holds its newest slice until the next one
+      // comes, so counting held slices, the source would stop with two held ones and wait out the
+      // daemon's neighbour wait (ten minutes here) for every slice.
+      maxInFlight: 2,
+      held: () => stats.held,
+    });
+    t.teardown(() => source.close());
+    const completed: CompletedScan[] = [];
+    const daemon = runDaemon({
+      source: source.events,
+      out: t.testdir(),
+      model,
+      sinks: [],
+      rules: DEFAULT_ALERT_RULES,
+      maxScans: 3,
+      maxSlicesInFlight: 1,
+      neighbourWaitMs: 600_000,
+      stats,
+      onSliceDone: (slice) => source.sliceDone(slice),
+      onScanComplete: (scan) => {
+        source.scanDone(scan.scanId);
+        completed.push(scan);
+      },
+    });
+    await Promise.all(
+      ['a', 'b', 'c'].map((id, k) =>
+        publishSimulatedScan({
+          brokers: kafka.brokers,
+          topic: slicesTopic,
+          scanId: `interleaved-${id}`,
+          seed: 902_000 + k,
+          size: 64,
+          slices: 6,
+          rate: 50,
+          log: silentLogger,
+        }),
+      ),
+    );
+    await daemon;
+    await source.close();
+    t.same(
+      completed.map((c) => [c.scanId, c.slices]).sort(),
+      [
+        ['interleaved-a', 6],
+        ['interleaved-b', 6],
+        ['interleaved-c', 6],
+      ],
+      'all three scans complete, every slice segmented, none waiting out the neighbour wait',
+    );
+    t.equal(stats.slicesFailed + stats.slicesMissing, 0, 'none lost');
+  },
+);
+
 t.test('the CLI end to end: simulate --kafka, run --source/--alerts kafka://, alerts', async (t) => {
   const kafka = await startMockKafka(t);
   const slicesTopic = randomTopic('slices');
