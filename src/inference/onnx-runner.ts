@@ -14,6 +14,8 @@ export interface OnnxRunner {
   readonly fallbackReason: string | undefined;
   /** How many runs compute at once: one per session. */
   readonly concurrency: number;
+  /** False once it can take no more runs: released, or its thread gone. */
+  readonly alive: boolean;
   /**
    * Run on `input` (shape `dims`); the caller keeps `input`. With `output`, the output's shape is
    * known beforehand and ONNX Runtime writes it in place (a wrong shape fails the run): into
@@ -68,9 +70,7 @@ export async function openOnnxRunner(
   if (sessions === 1) return openInWorker(model, label, options);
   // A fallback is logged once, by the first session; the others fall back alike.
   const opened = await Promise.allSettled(
-    Array.from({ length: sessions }, (_, i) =>
-      openInWorker(model, label, i === 0 ? options : { ...options, log: silentLogger }),
-    ),
+    Array.from({ length: sessions }, (_, i) => openInWorker(model, label, options, i === 0)),
   );
   const runners = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
   const failed = opened.find((o) => o.status === 'rejected');
@@ -81,17 +81,26 @@ export async function openOnnxRunner(
   return poolRunners(runners);
 }
 
-/** Several runners of one model as one: each run goes to the runner with the fewest runs out. */
-function poolRunners(runners: readonly OnnxRunner[]): OnnxRunner {
+/**
+ * Several runners of one model as one: each run goes to the live runner with the fewest runs out,
+ * so a session whose thread has died is passed over while another lives.
+ */
+export function poolRunners(runners: readonly OnnxRunner[]): OnnxRunner {
   const first = runners[0] as OnnxRunner;
   const out = runners.map(() => 0);
   return {
     provider: first.provider,
     fallbackReason: first.fallbackReason,
     concurrency: runners.length,
+    get alive() {
+      return runners.some((r) => r.alive);
+    },
     run(input, dims, names, output) {
-      let i = 0;
-      for (let k = 1; k < runners.length; k++) if ((out[k] as number) < (out[i] as number)) i = k;
+      // With none alive, the first says why.
+      let i = -1;
+      for (let k = 0; k < runners.length; k++)
+        if ((runners[k] as OnnxRunner).alive && (i < 0 || (out[k] as number) < (out[i] as number))) i = k;
+      if (i < 0) i = 0;
       out[i] = (out[i] as number) + 1;
       return (runners[i] as OnnxRunner).run(input, dims, names, output).finally(() => {
         out[i] = (out[i] as number) - 1;
@@ -114,6 +123,9 @@ async function openInline(
     provider: opened.provider,
     fallbackReason: opened.fallbackReason,
     concurrency: 1,
+    get alive() {
+      return !released;
+    },
     async run(input, dims, names, out) {
       if (released) throw new ModelError(`model ${label.name} is closed`, { model: label.name });
       const output = await runSession(opened.session, input, dims, names, out?.dims, out?.into);
@@ -148,6 +160,7 @@ async function openInWorker(
   model: Uint8Array,
   label: { name: string; path: string },
   options: RunnerOptions,
+  logFallback = true,
 ): Promise<OnnxRunner> {
   const log = options.log ?? silentLogger;
   const data: OnnxWorkerData = {
@@ -176,10 +189,12 @@ async function openInWorker(
   };
   /** Set once the worker can take no more work: every later run fails with it. */
   let gone: ModelError | undefined;
+  let released: Promise<void> | undefined;
   let onOpened: ((reply: OnnxWorkerReply) => void) | undefined;
   let onClosed: (() => void) | undefined;
 
   const fail = (error: ModelError) => {
+    if (!gone && !released && !onOpened) log.error({ model: label.name, err: error }, error.message);
     gone ??= error;
     for (const p of pending.values()) p.reject(error);
     pending.clear();
@@ -230,21 +245,23 @@ async function openInWorker(
       { model: label.name, path: label.path },
     );
   }
-  if (opened.fallbackReason !== undefined)
+  if (opened.fallbackReason !== undefined && logFallback)
     log.warn(
       { model: label.name, requested: data.provider, reason: opened.fallbackReason },
       `execution provider ${data.provider} unavailable; using cpu`,
     );
 
-  let released: Promise<void> | undefined;
   return {
     provider: opened.provider,
     fallbackReason: opened.fallbackReason,
     concurrency: 1,
+    get alive() {
+      return !gone && !released;
+    },
     run(input, dims, names, output) {
-      if (gone) return Promise.reject(gone);
       if (released)
         return Promise.reject(new ModelError(`model ${label.name} is closed`, { model: label.name }));
+      if (gone) return Promise.reject(gone);
       const id = nextId++;
       const at = spare.findIndex((b) => b.byteLength >= input.byteLength);
       const buffer = at >= 0 ? (spare.splice(at, 1)[0] as ArrayBuffer) : new ArrayBuffer(input.byteLength);

@@ -1,8 +1,11 @@
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { measureSpeed } from '../../src/eval/evaluate-model.ts';
 import { loadModel, sessionLayout } from '../../src/inference/load-model.ts';
-import { openOnnxRunner } from '../../src/inference/onnx-runner.ts';
+import { MODELS_DIR, readModelCard } from '../../src/inference/model-card.ts';
+import { openOnnxRunner, poolRunners } from '../../src/inference/onnx-runner.ts';
 import { normalizeSlice } from '../../src/operators/normalize-slice.ts';
 import { extractPatches, tileGrid } from '../../src/operators/tile-grid.ts';
 import { createPhantom } from '../../src/sim/phantom.ts';
@@ -114,4 +117,34 @@ t.test('several sessions on an unavailable GPU fall back to CPU together, logged
   t.equal(model.identity.provider, 'cpu');
   t.match(model.fallbackReason, /^cuda: /);
   t.equal(warnings.length, 1, 'one warning for the two sessions');
+});
+
+t.test('a pool passes over a session that can take no more runs while another lives', async (t) => {
+  const card = await readModelCard('unet');
+  if (card.kind !== 'onnx') throw new Error('unet is an ONNX model');
+  const path = join(MODELS_DIR, card.file);
+  const bytes = await readFile(path);
+  const label = { name: 'unet', path };
+  const runners = await Promise.all([0, 1].map(() => openOnnxRunner(bytes, label, { threads: 1 })));
+  const pool = poolRunners(runners);
+  t.teardown(() => pool.release());
+  const area = card.patchSize * card.patchSize;
+  const input = new Float32Array(2 * area).fill(0.5);
+  const dims = [2, 1, card.patchSize, card.patchSize];
+  const names = { input: card.input, output: card.output };
+  const want = await runners[0]?.run(input, dims, names);
+
+  await runners[1]?.release();
+  t.equal(runners[1]?.alive, false, 'the released session is not alive');
+  t.equal(pool.alive, true, 'the pool still is');
+  // Four runs at once: by fewest runs out alone, two of them would go to the released session.
+  const got = await Promise.all([0, 1, 2, 3].map(() => pool.run(input, dims, names)));
+  t.ok(
+    got.every((g) => g.length === want?.length && g.every((v, i) => v === want?.[i])),
+    'every run answered, by the live session',
+  );
+
+  await runners[0]?.release();
+  t.equal(pool.alive, false, 'none alive');
+  await t.rejects(pool.run(input, dims, names), /closed/, 'with none alive, a run fails with the reason');
 });
