@@ -7,7 +7,7 @@ import { DaemonStats, quantile } from '../daemon/daemon-stats.ts';
 import { startMetricsServer } from '../daemon/metrics-server.ts';
 import { runDaemon } from '../daemon/run-daemon.ts';
 import { measureSpeed } from '../eval/evaluate-model.ts';
-import { loadModel } from '../inference/load-model.ts';
+import { describeLayout, loadModel } from '../inference/load-model.ts';
 import { runLiveScanner } from '../sim/live-scanner.ts';
 import { watchFolder } from '../sources/watch-folder.ts';
 import { LiveView } from '../view/live-view.ts';
@@ -140,8 +140,6 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
     const sustained = (b: typeof same | undefined) => b?.point?.sustainedPatchesPerSecond ?? Number.NaN;
     const bare = single !== undefined && sustained(single) > sustained(same) ? single : same;
     const barePatches = sustained(bare);
-    const layoutName = (b: { sessions: number; threads: number }) =>
-      `${b.sessions} session${b.sessions === 1 ? '' : 's'} × ${b.threads || 'auto'} thread${b.threads === 1 ? '' : 's'}`;
     const report = {
       machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`,
       model: model.identity,
@@ -151,7 +149,7 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
       sessions: { sessions: model.sessions, threadsPerSession: model.threads },
       endToEnd: { slicesPerSecond: e2eSlices, patchesPerSecond: e2ePatches },
       bareOnnxRuntime: {
-        layout: layoutName(bare),
+        layout: describeLayout(bare),
         patchesPerSecond: barePatches,
         medianBatchPatchesPerSecond: bare.point?.patchesPerSecond,
         msPerPatch: bare.point?.msPerPatch,
@@ -176,16 +174,16 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
       ctx.stdout.write(
         [
           `machine        ${report.machine}`,
-          `model          ${model.identity.name} ${model.identity.version} (${model.identity.provider}), batch ${batch}, ${layoutName(model)}`,
+          `model          ${model.identity.name} ${model.identity.version} (${model.identity.provider}), batch ${batch}, ${describeLayout(model)}`,
           `scan           seed 4242, ${size}×${size}×${slices}, ${report.scan.patchesPerSlice} patches/slice`,
           `end to end     ${e2eSlices.toFixed(2)} slices/s, ${e2ePatches.toFixed(1)} patches/s (mean batch ${report.meanBatch.toFixed(1)})`,
-          `bare ORT       ${sustained(same).toFixed(1)} patches/s, ${layoutName(same)}, over ${same.point?.runs} batches (median batch ${same.point?.patchesPerSecond.toFixed(1)} patches/s)`,
+          `bare ORT       ${sustained(same).toFixed(1)} patches/s, ${describeLayout(same)}, over ${same.point?.runs} batches (median batch ${same.point?.patchesPerSecond.toFixed(1)} patches/s)`,
           ...(single
             ? [
-                `               ${sustained(single).toFixed(1)} patches/s, ${layoutName(single)}, over ${single.point?.runs} batches (median batch ${single.point?.patchesPerSecond.toFixed(1)} patches/s)`,
+                `               ${sustained(single).toFixed(1)} patches/s, ${describeLayout(single)}, over ${single.point?.runs} batches (median batch ${single.point?.patchesPerSecond.toFixed(1)} patches/s)`,
               ]
             : []),
-          `ratio          ${report.ratio.toFixed(3)} (end-to-end / bare ${layoutName(bare)}, the faster; ${report.ratioToMedianBatch.toFixed(3)} against its median batch)`,
+          `ratio          ${report.ratio.toFixed(3)} (end-to-end / bare ${describeLayout(bare)}, the faster; ${report.ratioToMedianBatch.toFixed(3)} against its median batch)`,
           `cpu per slice  ${cpuPerSlice.processMs.toFixed(0)} ms in all${cpuPerSlice.daemonThreadMs === undefined ? '' : `, ${cpuPerSlice.daemonThreadMs.toFixed(0)} ms of it on the daemon's thread (decode, tracking, writing); the rest is inference, GC and I/O threads`}`,
           `latency        p50 ${report.latencyMs.p50.toFixed(0)} ms, p99 ${report.latencyMs.p99.toFixed(0)} ms (live at ${rate.toFixed(2)} slices/s, ${latencies.length} slices; file mtime → mask written + alerts emitted)`,
           `peak RSS       ${rssMiB.toFixed(0)} MiB`,

@@ -12,7 +12,7 @@ import { DaemonStats, quantile } from '../daemon/daemon-stats.ts';
 import { startMetricsServer } from '../daemon/metrics-server.ts';
 import { type CompletedScan, runDaemon } from '../daemon/run-daemon.ts';
 import { OutputError, UsageError } from '../errors.ts';
-import { loadModel } from '../inference/load-model.ts';
+import { describeLayout, loadModel } from '../inference/load-model.ts';
 import { PROVIDERS } from '../inference/open-onnx-session.ts';
 import { kafkaSecurityFromEnv } from '../kafka/kafka-client.ts';
 import { parseKafkaUrl } from '../kafka/parse-kafka-url.ts';
@@ -222,7 +222,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       });
     sourceClose = sliceSource?.close;
     say(
-      `${kafkaSlices ? `reading ${kafkaSlices.topic} on ${kafkaSlices.brokers.join(',')} as group ${groupId}` : `watching ${f?.path}`} with model ${model.identity.name} ${model.identity.version} on ${model.identity.provider}${model.fallbackReason ? ` (fallback: ${model.fallbackReason})` : ''} (${model.sessions} session${model.sessions === 1 ? '' : 's'} × ${model.threads || 'auto'} thread${model.threads === 1 ? '' : 's'}); masks to ${config.output.zarr}\n`,
+      `${kafkaSlices ? `reading ${kafkaSlices.topic} on ${kafkaSlices.brokers.join(',')} as group ${groupId}` : `watching ${f?.path}`} with model ${model.identity.name} ${model.identity.version} on ${model.identity.provider}${model.fallbackReason ? ` (fallback: ${model.fallbackReason})` : ''} (${describeLayout(model)}); masks to ${config.output.zarr}\n`,
     );
     const completed: CompletedScan[] = [];
     ready = true;

@@ -86,6 +86,12 @@ export function sessionLayout(options: LoadModelOptions): { sessions: number; th
   return { sessions, threads: Math.max(1, Math.floor(total / sessions)) };
 }
 
+/** How a layout reads in a log line or report: `2 sessions × 1 thread`, `1 session × auto threads`. */
+export function describeLayout(layout: { sessions: number; threads: number }): string {
+  const { sessions, threads } = layout;
+  return `${sessions} session${sessions === 1 ? '' : 's'} × ${threads || 'auto'} thread${threads === 1 ? '' : 's'}`;
+}
+
 /** Load a shipped model by name (`tnet`, `unet`, `enet`), checking each ONNX file against its card. */
 export async function loadModel(name: string, options: LoadModelOptions = {}): Promise<SegmentationModel> {
   const modelsDir = options.modelsDir ?? MODELS_DIR;
