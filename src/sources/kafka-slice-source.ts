@@ -24,6 +24,8 @@ export const DEFAULT_SLICE_TOPIC = 'xct.slices';
 export const DEFAULT_SLICE_GROUP = 'xct-sentinel';
 
 const SCAN_ID = /^[\w.-]{1,200}$/;
+/** Consumer crashes in a row (no successful join between them) that the source rejoins after. */
+const MAX_RESTARTS = 5;
 
 export interface KafkaSliceSourceOptions {
   brokers: string[];
@@ -372,14 +374,11 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     }
   };
 
-  const start = async (sub: Subscriber<SourceEvent>) => {
-    await ensureTopics(client, [{ topic }, { topic: deadLetterTopic }], log);
-    producer = client.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: keyPartitioner,
-    });
-    consumer = client.consumer({
+  /** Consumer crashes since the last successful join; past MAX_RESTARTS the source fails. */
+  let crashes = 0;
+
+  const startConsumer = async (sub: Subscriber<SourceEvent>) => {
+    const c = client.consumer({
       groupId,
       maxWaitTimeInMs: 200,
       sessionTimeout: options.sessionTimeoutMs ?? 30_000,
@@ -388,14 +387,33 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       // Only the messages we can take: large slices make a full default fetch hundreds of MB.
       maxBytesPerPartition: 64 * 1024 * 1024,
     });
-    const c = consumer;
+    consumer = c;
     c.on(c.events.CRASH, ({ payload }) => {
-      if (payload.restart) return;
-      sub.error(
-        new SourceError(`consuming ${topic} failed`, { topic, stage: 'source' }, { cause: payload.error }),
+      if (payload.restart || closing || consumer !== c) return;
+      // KafkaJS restarts itself after retriable errors only. A broker that answers a rebalance with
+      // a non-retriable error (INVALID_REQUEST from a SyncGroup, seen with librdkafka's mock) would
+      // otherwise leave the daemon running and reading nothing: rejoin with a new consumer. Slices
+      // already handed over finish as usual; one read again is recognized as a duplicate.
+      if (++crashes > MAX_RESTARTS) {
+        sub.error(
+          new SourceError(`consuming ${topic} failed`, { topic, stage: 'source' }, { cause: payload.error }),
+        );
+        return;
+      }
+      const delayMs = 500 * 2 ** (crashes - 1);
+      log.warn(
+        { topic, groupId, err: payload.error, attempt: crashes },
+        `consuming ${topic} failed (${describeError(payload.error)}); rejoining group ${groupId} in ${delayMs} ms`,
       );
+      void (async () => {
+        await c.disconnect().catch(() => {});
+        await sleep(delayMs);
+        if (closing) return;
+        await startConsumer(sub);
+      })().catch((err: unknown) => sub.error(err));
     });
     c.on(c.events.GROUP_JOIN, ({ payload }) => {
+      crashes = 0;
       const mine = new Set(payload.memberAssignment[topic] ?? []);
       // Partitions gone to another member: their uncommitted offsets are its to re-read.
       for (const partition of [...toCommit.keys()]) if (!mine.has(partition)) toCommit.delete(partition);
@@ -406,7 +424,6 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       );
     });
     try {
-      await producer.connect();
       await c.connect();
       await c.subscribe({ topics: [topic], fromBeginning: options.fromBeginning ?? true });
       await c.run({ autoCommit: false, eachMessage });
@@ -417,6 +434,23 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
         { cause, canRetry: isRetriableKafkaError(cause) },
       );
     }
+  };
+
+  const start = async (sub: Subscriber<SourceEvent>) => {
+    await ensureTopics(client, [{ topic }, { topic: deadLetterTopic }], log);
+    producer = client.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: keyPartitioner,
+    });
+    await producer.connect().catch((cause: unknown) => {
+      throw new SourceError(
+        `cannot consume ${topic} from ${options.brokers.join(',')}`,
+        { topic, stage: 'source' },
+        { cause, canRetry: isRetriableKafkaError(cause) },
+      );
+    });
+    await startConsumer(sub);
   };
 
   const close = (): Promise<void> => {

@@ -6,15 +6,17 @@ import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
 import { DaemonStats } from '../../src/daemon/daemon-stats.ts';
 import { type CompletedScan, runDaemon } from '../../src/daemon/run-daemon.ts';
 import { loadModel, type SegmentationModel } from '../../src/inference/load-model.ts';
+import { createKafkaClient, type KafkaClient } from '../../src/kafka/kafka-client.ts';
 import { publishSimulatedScan } from '../../src/kafka/publish-simulated-scan.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { AlertSink } from '../../src/sinks/alert-sink.ts';
 import { createKafkaAlertSink } from '../../src/sinks/kafka-alert-sink.ts';
 import { kafkaSliceSource } from '../../src/sources/kafka-slice-source.ts';
 import { runCli } from '../cli/run-cli.ts';
+import { captureLog } from './capture-log.ts';
 import { randomTopic, readTopic, startMockKafka } from './mock-kafka.ts';
 import { decodePlain, plainType } from './plain-avro.ts';
-import { committedOffsets } from './slice-fixtures.ts';
+import { committedOffsets, waitFor } from './slice-fixtures.ts';
 
 // A scan with dendrites that the shipped U-Net finds at this size (the folder pipeline's test scan).
 const SCAN = { seed: 901_001, size: 128, slices: 32 } as const;
@@ -202,6 +204,96 @@ t.test(
       ],
       'all three scans complete, every slice segmented, none waiting out the neighbour wait',
     );
+    t.equal(stats.slicesFailed + stats.slicesMissing, 0, 'none lost');
+  },
+);
+
+t.test(
+  'a consumer that crashes with an error KafkaJS does not restart after rejoins the group, and the scan completes',
+  async (t) => {
+    const kafka = await startMockKafka(t);
+    const slicesTopic = randomTopic('slices');
+    const groupId = randomTopic('daemon');
+    await kafka.createTopic(slicesTopic, 1);
+    // The real client, except that its first consumer reports one crash that KafkaJS would not
+    // restart from (as a broker answering a SyncGroup with INVALID_REQUEST does), once it has joined.
+    const real = createKafkaClient({ brokers: kafka.brokers, log: silentLogger });
+    let consumers = 0;
+    const client = {
+      admin: (...args: Parameters<KafkaClient['admin']>) => real.admin(...args),
+      producer: (...args: Parameters<KafkaClient['producer']>) => real.producer(...args),
+      consumer: (...args: Parameters<KafkaClient['consumer']>) => {
+        const consumer = real.consumer(...args);
+        if (consumers++ > 0) return consumer;
+        const crash: ((event: unknown) => void)[] = [];
+        const on = consumer.on.bind(consumer) as (
+          event: string,
+          listener: (e: unknown) => void,
+        ) => () => void;
+        consumer.on = ((event: string, listener: (e: unknown) => void) => {
+          if (event === consumer.events.CRASH) crash.push(listener);
+          if (event === consumer.events.GROUP_JOIN)
+            return on(event, (e) => {
+              listener(e);
+              const error = Object.assign(new Error('The request is invalid (synthetic)'), {
+                retriable: false,
+              });
+              setTimeout(() => {
+                for (const l of crash) l({ payload: { error, groupId, restart: false } });
+              }, 200);
+            });
+          return on(event, listener);
+        }) as typeof consumer.on;
+        return consumer;
+      },
+    } as unknown as KafkaClient;
+    const { log, entries } = captureLog('info');
+    const source = kafkaSliceSource({
+      brokers: kafka.brokers,
+      topic: slicesTopic,
+      groupId,
+      client,
+      log,
+      sessionTimeoutMs: 6000,
+      heartbeatIntervalMs: 500,
+    });
+    t.teardown(() => source.close());
+    const stats = new DaemonStats();
+    const completed: CompletedScan[] = [];
+    const daemon = runDaemon({
+      source: source.events,
+      out: t.testdir(),
+      model,
+      sinks: [],
+      rules: DEFAULT_ALERT_RULES,
+      maxScans: 1,
+      stats,
+      onSliceDone: (slice) => source.sliceDone(slice),
+      onScanComplete: (scan) => {
+        source.scanDone(scan.scanId);
+        completed.push(scan);
+      },
+    });
+    // Published once the first consumer is in the group, so the crash comes while the scan is read.
+    await waitFor('the first consumer to join', () =>
+      entries.some((e) => String(e.msg).startsWith('joined group')),
+    );
+    await publishSimulatedScan({
+      brokers: kafka.brokers,
+      topic: slicesTopic,
+      scanId: 'crash-cell',
+      seed: 903_000,
+      size: 64,
+      slices: 12,
+      rate: 10,
+      log: silentLogger,
+    });
+    await daemon;
+    await source.close();
+    t.equal(consumers, 2, `a second consumer took over after the crash (${consumers} made)`);
+    const rejoins = entries.filter((e) => String(e.msg).includes('rejoining group'));
+    t.equal(rejoins.length, 1, 'the crash is logged once, with what happens next');
+    t.equal(completed[0]?.slices, 12, 'every slice segmented');
     t.equal(stats.slicesFailed + stats.slicesMissing, 0, 'none lost');
   },
 );
