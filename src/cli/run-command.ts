@@ -253,6 +253,12 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
     say(
       `done: ${stats.scansCompleted} scan(s), ${stats.slicesOut} slices, ${stats.patches} patches, alerts ${stats.alerts.info} info / ${stats.alerts.warning} warning / ${stats.alerts.critical} critical; slice→alert latency p50 ${quantile(stats.latenciesMs, 0.5).toFixed(0)} ms, p99 ${quantile(stats.latenciesMs, 0.99).toFixed(0)} ms\n`,
     );
+    // A source that failed (a broker gone for good, a folder unmounted) ends the run: exit 1, so a
+    // supervisor restarts the daemon; what was not finished is read again then.
+    if (stats.sourceError !== undefined) {
+      ctx.stderr.write(`xct-sentinel: the source failed: ${stats.sourceError}\n`);
+      return 1;
+    }
     return completed.some((s) => s.failed) ? 1 : 0;
   } finally {
     // The source first: its last commits cover slices whose alerts the sinks already acknowledged.

@@ -48,6 +48,8 @@ export class DaemonStats {
   /** Of `queued`: slices held back until the slice after them is complete (neighbour blending). */
   held = 0;
   inFlight = 0;
+  /** Why the source failed, when it did: the daemon finished what it had and stopped. */
+  sourceError: string | undefined;
 
   /**
    * What a source that paces itself on the daemon should wait for: slices queued or in flight, less

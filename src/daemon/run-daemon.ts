@@ -769,8 +769,13 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         }
       },
       error: (err: unknown) => {
-        log.error({ err }, `source failed: ${describeError(err)}`);
+        stats.sourceError = describeError(err);
+        log.error({ err }, `source failed: ${stats.sourceError}`);
+        // No slice will come after this: as on a stop, slices held for their successor are left
+        // for the next start (they are not durable), rather than waiting out neighbourWaitMs.
+        stopping = true;
         sourceEnded = true;
+        for (const s of scans.values()) sendHeld(s);
         maybeStop();
       },
       complete: () => {

@@ -1,15 +1,18 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Observable } from 'rxjs';
 import t from 'tap';
 import { DEFAULT_ALERT_RULES } from '../../src/alerts/alert-rules.ts';
 import { encodeTiff } from '../../src/codecs/encode-tiff.ts';
 import { runDaemon } from '../../src/daemon/run-daemon.ts';
+import { SourceError } from '../../src/errors.ts';
 import { loadModel, type SegmentationModel } from '../../src/inference/load-model.ts';
 import { segmentSlice } from '../../src/inference/segment-slice.ts';
 import { sliceFileName } from '../../src/sim/live-scanner.ts';
 import { createPhantom } from '../../src/sim/phantom.ts';
 import { renderSlice } from '../../src/sim/render-slice.ts';
-import { readZarrScanSlice } from '../../src/sinks/zarr-scan-writer.ts';
+import { readZarrScanProgress, readZarrScanSlice } from '../../src/sinks/zarr-scan-writer.ts';
+import type { SourceEvent } from '../../src/sources/source-event.ts';
 import { watchFolder } from '../../src/sources/watch-folder.ts';
 
 // The shipped T-Net takes in the slices above and below each one (its card's neighbourWeight).
@@ -111,3 +114,44 @@ t.test('a slice whose successor does not come goes on after neighbourWaitMs, sca
   const { prob } = await readZarrScanSlice(join(root, 'out', 'open.ome.zarr'), 1);
   t.ok((await differenceFrom(prob, 1, 0, undefined)) <= 1, 'slice 1 blended with slice 0 and itself');
 });
+
+t.test(
+  'a source that fails leaves the slice held for its successor to the next start, at once',
+  async (t) => {
+    const root = t.testdir({ watch: { broken: {} }, out: {} });
+    const dir = join(root, 'watch', 'broken');
+    for (const z of [0, 1, 2]) await writeSlice(dir, z);
+    const folder = watchFolder(join(root, 'watch'), { stabilityMs: 50, pollMs: 20, idleTimeoutMs: 600_000 });
+    // The real folder source, failing right after it has handed over slice 2.
+    const source = new Observable<SourceEvent>((sub) => {
+      const inner = folder.subscribe({
+        next: (event) => {
+          sub.next(event);
+          if (event.type === 'slice' && event.z === 2)
+            sub.error(new SourceError('the scanner share went away', { stage: 'source' }));
+        },
+        error: (err: unknown) => sub.error(err),
+        complete: () => sub.complete(),
+      });
+      return () => inner.unsubscribe();
+    });
+    const done: number[] = [];
+    // Slice 2 waits for slice 3, which never comes; with a ten-minute wait, only the fix ends this.
+    const stats = await runDaemon({
+      source,
+      out: join(root, 'out'),
+      model,
+      sinks: [],
+      rules: DEFAULT_ALERT_RULES,
+      neighbourWaitMs: 600_000,
+      onSliceDone: ({ z }) => void done.push(z),
+    });
+    // As on a stop: slices already in the model finish, those not started wait for the next start.
+    t.notOk(done.includes(2), `slice 2 left for the next start (finished: ${done.join(', ') || 'none'})`);
+    t.equal(stats.held, 0, 'nothing left held');
+    t.match(stats.sourceError, /the scanner share went away/, 'why the source failed, for the CLI to exit 1');
+    t.equal(stats.scansCompleted, 0, 'the scan is not complete: the rest is for the next start');
+    const stored = await readZarrScanProgress(join(root, 'out', 'broken.ome.zarr'));
+    t.same(stored?.slicesWritten.toSorted(), done.toSorted(), 'the store holds exactly the finished slices');
+  },
+);
