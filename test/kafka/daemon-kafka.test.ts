@@ -4,14 +4,14 @@ import t from 'tap';
 import { DEFAULT_ALERT_RULES } from '../../src/alerts/alert-rules.ts';
 import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
 import { DaemonStats } from '../../src/daemon/daemon-stats.ts';
-import { type CompletedScan, runDaemon } from '../../src/daemon/run-daemon.ts';
+import { type CompletedScan, type DaemonOptions, runDaemon } from '../../src/daemon/run-daemon.ts';
 import { loadModel, type SegmentationModel } from '../../src/inference/load-model.ts';
 import { createKafkaClient, type KafkaClient } from '../../src/kafka/kafka-client.ts';
 import { publishSimulatedScan } from '../../src/kafka/publish-simulated-scan.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { AlertSink } from '../../src/sinks/alert-sink.ts';
 import { createKafkaAlertSink } from '../../src/sinks/kafka-alert-sink.ts';
-import { kafkaSliceSource } from '../../src/sources/kafka-slice-source.ts';
+import { type KafkaSliceSource, kafkaSliceSource } from '../../src/sources/kafka-slice-source.ts';
 import { runCli } from '../cli/run-cli.ts';
 import { captureLog } from './capture-log.ts';
 import { randomTopic, readTopic, startMockKafka } from './mock-kafka.ts';
@@ -26,6 +26,27 @@ t.before(async () => {
   model = await loadModel('unet', { threads: 2 });
 });
 t.teardown(() => model?.close());
+
+/**
+ * The daemon on a Kafka slice source, wired as the run command wires it: each finished slice and
+ * scan reported back to the source (so offsets get committed), completed scans recorded.
+ */
+function runOnSource(
+  source: KafkaSliceSource,
+  options: Omit<DaemonOptions, 'source' | 'onSliceDone' | 'onScanComplete'>,
+) {
+  const completed: CompletedScan[] = [];
+  const daemon = runDaemon({
+    ...options,
+    source: source.events,
+    onSliceDone: (slice) => source.sliceDone(slice),
+    onScanComplete: (scan) => {
+      source.scanDone(scan.scanId);
+      completed.push(scan);
+    },
+  });
+  return { daemon, completed };
+}
 
 /** What a consumer outside the project reads: the record, `kind` spelled as the schema's enum. */
 function asAvroRecord(alert: DendriteAlert): Record<string, unknown> {
@@ -58,20 +79,13 @@ t.test('simulated scan on Kafka → daemon → Avro alerts on the alert topic', 
   const emitted: DendriteAlert[] = [];
   const recorder: AlertSink = { write: async (a) => void emitted.push(a), close: async () => {} };
   const stats = new DaemonStats();
-  const completed: CompletedScan[] = [];
-  const daemon = runDaemon({
-    source: source.events,
+  const { daemon, completed } = runOnSource(source, {
     out,
     model,
     sinks: [kafkaSink, recorder],
     rules: DEFAULT_ALERT_RULES,
     maxScans: 1,
     stats,
-    onSliceDone: (slice) => source.sliceDone(slice),
-    onScanComplete: (scan) => {
-      source.scanDone(scan.scanId);
-      completed.push(scan);
-    },
   });
   const published = await publishSimulatedScan({
     brokers: kafka.brokers,
@@ -162,9 +176,7 @@ t.test(
       held: () => stats.held,
     });
     t.teardown(() => source.close());
-    const completed: CompletedScan[] = [];
-    const daemon = runDaemon({
-      source: source.events,
+    const { daemon, completed } = runOnSource(source, {
       out: t.testdir(),
       model,
       sinks: [],
@@ -173,11 +185,6 @@ t.test(
       maxSlicesInFlight: 1,
       neighbourWaitMs: 600_000,
       stats,
-      onSliceDone: (slice) => source.sliceDone(slice),
-      onScanComplete: (scan) => {
-        source.scanDone(scan.scanId);
-        completed.push(scan);
-      },
     });
     await Promise.all(
       ['a', 'b', 'c'].map((id, k) =>
@@ -259,20 +266,13 @@ t.test(
     });
     t.teardown(() => source.close());
     const stats = new DaemonStats();
-    const completed: CompletedScan[] = [];
-    const daemon = runDaemon({
-      source: source.events,
+    const { daemon, completed } = runOnSource(source, {
       out: t.testdir(),
       model,
       sinks: [],
       rules: DEFAULT_ALERT_RULES,
       maxScans: 1,
       stats,
-      onSliceDone: (slice) => source.sliceDone(slice),
-      onScanComplete: (scan) => {
-        source.scanDone(scan.scanId);
-        completed.push(scan);
-      },
     });
     // Published once the first consumer is in the group, so the crash comes while the scan is read.
     await waitFor('the first consumer to join', () =>
