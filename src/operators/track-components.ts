@@ -11,7 +11,15 @@ export interface ComponentTrackerOptions {
   readonly height: number;
   /** Which voxels count as touching (default 26: thin, branched dendrites often touch only diagonally). */
   readonly connectivity?: Connectivity;
+  /**
+   * Background voxels tolerated between two parts of one component, along each axis (default 0;
+   * 26-connectivity only): a thin, faint structure the mask shows as fragments stays one.
+   */
+  readonly gap?: number;
 }
+
+/** The largest `gap` the tracker takes: more would join neighbouring dendrites, and costs (3 + 2·gap)² lookups per voxel. */
+export const MAX_GAP = 3;
 
 /** Inclusive voxel bounds of a component. */
 export interface BBox3 {
@@ -44,7 +52,7 @@ export interface TrackedComponent {
   readonly yMinVoxel: Voxel;
   /** The voxel that reached `bbox.yMax` (the lowest z, then the lowest x, among those that did). */
   readonly yMaxVoxel: Voxel;
-  /** True once the component is absent from a slice: it can no longer grow. */
+  /** True once the component is absent from `gap + 1` slices in a row: it can no longer grow. */
   readonly closed: boolean;
 }
 
@@ -67,7 +75,7 @@ export interface SliceUpdate {
   /** Every component present in this slice: new, grown, or grown by absorbing others. */
   readonly changed: readonly ChangedComponent[];
   readonly merges: readonly ComponentMerge[];
-  /** Components absent from this slice (their last slice was z-1, or earlier across a gap in z): final snapshots. */
+  /** Components the next slice can no longer reach (absent from the last `gap + 1` slices): final snapshots. */
   readonly closed: readonly TrackedComponent[];
 }
 
@@ -182,24 +190,38 @@ interface Forest {
   parent: Int32Array;
 }
 
+/** The slices a new slice may link to: each one's component ids per pixel (0 for background). */
+interface HistorySlice {
+  z: number;
+  ids: Int32Array;
+}
+
 /**
- * Pass 1 over a slice: provisional labels in `cur`, unions between in-plane neighbours already seen
- * (left and up, plus the upper diagonals when `full`), and unions with the previous slice's
- * components (nodes 1..prevCount, read from `prev`) under the pixel, or in its 3x3 neighbourhood when
- * `full`. Returns the next free node.
+ * Pass 1 over a slice: provisional labels in `cur`, unions between in-plane pixels already seen
+ * within `reach` (rows above and pixels to the left; with reach 1 and `full` off, only left and up),
+ * and unions with the open components seen in the recent slices within `reach` in x and y (only the
+ * pixel underneath when `full` is off). `nodeOf` gives the union-find node of an open component id.
+ * Returns the next free node.
  */
 function labelSlice(
   mask: Uint8Array,
   cur: Int32Array,
-  prev: Int32Array,
-  prevCount: number,
+  history: readonly HistorySlice[],
+  nodeOf: (id: number) => number,
+  firstFree: number,
   forest: Forest,
   width: number,
   height: number,
   full: boolean,
+  reach: number,
 ): number {
   let parent = forest.parent;
-  let next = prevCount + 1;
+  let next = firstFree;
+  const join = (label: number, other: number): number => {
+    if (label === 0) return other;
+    if (other !== label) union(parent, label, other);
+    return label;
+  };
   for (let y = 0; y < height; y++) {
     const row = y * width;
     for (let x = 0; x < width; x++) {
@@ -208,28 +230,23 @@ function labelSlice(
         cur[p] = 0;
         continue;
       }
-      let label = x > 0 ? cur[p - 1]! : 0;
-      if (y > 0) {
-        const up = cur[p - width]!;
-        if (up !== 0) {
-          if (label === 0) label = up;
-          else if (up !== label) union(parent, label, up);
-        } else if (full) {
-          // With `up` set, both upper diagonals (if set) already joined it through their row.
-          if (x > 0) {
-            const ul = cur[p - width - 1]!;
-            if (ul !== 0) {
-              if (label === 0) label = ul;
-              else if (ul !== label) union(parent, label, ul);
-            }
+      let label = 0;
+      if (!full) {
+        if (x > 0 && cur[p - 1] !== 0) label = cur[p - 1] as number;
+        if (y > 0 && cur[p - width] !== 0) label = join(label, cur[p - width] as number);
+      } else {
+        const x0 = x >= reach ? x - reach : 0;
+        const x1 = x + reach < width ? x + reach : width - 1;
+        for (let yy = y >= reach ? y - reach : 0; yy < y; yy++) {
+          const base = yy * width;
+          for (let xx = x0; xx <= x1; xx++) {
+            const q = cur[base + xx] as number;
+            if (q !== 0) label = join(label, q);
           }
-          if (x < width - 1) {
-            const ur = cur[p - width + 1]!;
-            if (ur !== 0) {
-              if (label === 0) label = ur;
-              else if (ur !== label) union(parent, label, ur);
-            }
-          }
+        }
+        for (let xx = x0; xx < x; xx++) {
+          const q = cur[row + xx] as number;
+          if (q !== 0) label = join(label, q);
         }
       }
       if (label === 0) {
@@ -241,21 +258,23 @@ function labelSlice(
         label = next++;
       }
       cur[p] = label;
-      if (prevCount === 0) continue;
-      if (!full) {
-        const q = prev[p]!;
-        if (q !== 0) union(parent, label, q);
-        continue;
-      }
-      const y0 = y > 0 ? y - 1 : 0;
-      const y1 = y < height - 1 ? y + 1 : y;
-      const x0 = x > 0 ? x - 1 : 0;
-      const x1 = x < width - 1 ? x + 1 : x;
-      for (let yy = y0; yy <= y1; yy++) {
-        const base = yy * width;
-        for (let xx = x0; xx <= x1; xx++) {
-          const q = prev[base + xx]!;
-          if (q !== 0) union(parent, label, q);
+      for (const h of history) {
+        const ids = h.ids;
+        if (!full) {
+          const id = ids[p] as number;
+          if (id !== 0) union(parent, label, nodeOf(id));
+          continue;
+        }
+        const y0 = y >= reach ? y - reach : 0;
+        const y1 = y + reach < height ? y + reach : height - 1;
+        const x0 = x >= reach ? x - reach : 0;
+        const x1 = x + reach < width ? x + reach : width - 1;
+        for (let yy = y0; yy <= y1; yy++) {
+          const base = yy * width;
+          for (let xx = x0; xx <= x1; xx++) {
+            const id = ids[base + xx] as number;
+            if (id !== 0) union(parent, label, nodeOf(id));
+          }
         }
       }
     }
@@ -352,41 +371,51 @@ function collectGroups(
 }
 
 /**
- * Labels slice after slice, keeping only the previous slice's labels in memory. Each slice's pixels
- * are labelled in one raster pass over a union-find whose first nodes stand for the components of
- * the previous slice, so 2-D labelling, linking across z and merging (a U shape closing) are one
- * step. A component's id is the smallest id among its parts, and new ids are handed out in raster
- * order of their first pixel, so ids depend only on the volume.
+ * Labels slice after slice, keeping only the labels of the last `1 + gap` slices in memory. Each
+ * slice's pixels are labelled in one raster pass over a union-find whose first nodes stand for the
+ * open components, so 2-D labelling, linking across z and merging (a U shape closing) are one
+ * step. Two foreground voxels touch when they lie within `1 + gap` voxels of each other along every
+ * axis (26-connectivity; gap 0 is plain 26-connectivity), so a thin structure the mask shows as
+ * fragments separated by a voxel or two of background stays one component. A component's id is the
+ * smallest id among its parts, and new ids are handed out in raster order of their first pixel, so
+ * ids depend only on the volume.
  */
 class SliceTracker implements ComponentTracker {
   readonly #width: number;
   readonly #height: number;
   readonly #full: boolean;
+  readonly #gap: number;
   readonly #live = new Map<number, ComponentState>();
+  /** Absorbed id → the id it was merged into (older slices' labels still carry absorbed ids). */
+  readonly #alias = new Map<number, number>();
   #nextId = 1;
   #lastZ: number | undefined;
-  // Group index (1..prevCount) of each pixel of the previous slice, 0 for background; #cur is the
-  // slice being labelled; the two swap after every slice.
-  #prev: Int32Array;
+  /** The recent slices' component ids per pixel, oldest first; buffers are reused. */
+  #history: HistorySlice[] = [];
+  #spare: Int32Array[] = [];
   #cur: Int32Array;
-  /** 3-D id of each group of the previous slice. */
-  #prevIds = new Int32Array(1);
-  #prevCount = 0;
-  // Union-find nodes 1..prevCount stand for the previous slice's groups, then provisional labels.
   readonly #forest: Forest = { parent: new Int32Array(1024) };
   #groupOf = new Int32Array(1024);
   readonly #stats = new GroupStats();
 
-  constructor(width: number, height: number, connectivity: Connectivity) {
+  constructor(width: number, height: number, connectivity: Connectivity, gap: number) {
     this.#width = width;
     this.#height = height;
     this.#full = connectivity === 26;
-    this.#prev = new Int32Array(width * height);
+    this.#gap = gap;
     this.#cur = new Int32Array(width * height);
   }
 
   get lastZ(): number | undefined {
     return this.#lastZ;
+  }
+
+  /** The id an old label now goes by (ids only ever merge into smaller ones). */
+  #resolve(id: number): number {
+    let r = id;
+    for (let up = this.#alias.get(r); up !== undefined; up = this.#alias.get(r)) r = up;
+    if (r !== id) this.#alias.set(id, r);
+    return r;
   }
 
   addSlice(z: number, mask: Uint8Array, prob: Float32Array | Uint8Array): SliceUpdate {
@@ -398,48 +427,66 @@ class SliceTracker implements ComponentTracker {
     }
     if (mask.length !== n) throw new RangeError(`slice ${z}: mask has ${mask.length} values, expected ${n}`);
     if (prob.length !== n) throw new RangeError(`slice ${z}: prob has ${prob.length} values, expected ${n}`);
+    const gap = this.#gap;
     const closed: TrackedComponent[] = [];
-    // Across a gap nothing can touch the new slice: close everything first.
-    if (this.#lastZ !== undefined && z !== this.#lastZ + 1) closed.push(...this.closeAll());
+    // Beyond the gap nothing can touch the new slice: close everything first.
+    if (this.#lastZ !== undefined && z > this.#lastZ + 1 + gap) closed.push(...this.closeAll());
+    else if (this.#lastZ !== undefined && z > this.#lastZ + 1) closed.push(...this.#closeBefore(z - 1 - gap));
     this.#lastZ = z;
+    this.#history = this.#history.filter((h) => {
+      if (h.z >= z - 1 - gap) return true;
+      this.#spare.push(h.ids);
+      return false;
+    });
 
-    const prevCount = this.#prevCount;
-    const prev = this.#prev;
+    // Union-find nodes 1..open stand for the open components, in id order; then provisional labels.
+    const openIds = [...this.#live.keys()].sort((a, b) => a - b);
+    const nodeById = new Map<number, number>();
+    for (const [k, id] of openIds.entries()) nodeById.set(id, k + 1);
+    const nodeOf = (id: number): number => nodeById.get(this.#resolve(id)) as number;
+    const open = openIds.length;
     const cur = this.#cur;
     const forest = this.#forest;
-    forest.parent = grown(forest.parent, prevCount + 2);
-    for (let i = 1; i <= prevCount; i++) forest.parent[i] = i;
-    const next = labelSlice(mask, cur, prev, prevCount, forest, width, height, this.#full);
+    forest.parent = grown(forest.parent, open + 2);
+    for (let i = 1; i <= open; i++) forest.parent[i] = i;
+    const next = labelSlice(
+      mask,
+      cur,
+      this.#history,
+      nodeOf,
+      open + 1,
+      forest,
+      width,
+      height,
+      this.#full,
+      1 + gap,
+    );
     const parent = forest.parent;
     const groupOf = grown(this.#groupOf, next);
     this.#groupOf = groupOf;
     // Groups never outnumber provisional labels.
     const stats = this.#stats;
-    stats.ensure(next - prevCount + 1);
+    stats.ensure(next - open + 1);
     const groups = collectGroups(cur, parent, groupOf, prob, stats, width, height);
 
-    // Which previous components each group continues; those no group continues are done.
-    const prevIds = this.#prevIds;
+    // Which open components each group continues.
     const { minId, parts } = stats;
-    const ended: number[] = [];
-    for (let q = 1; q <= prevCount; q++) {
-      const g = groupOf[find(parent, q)]!;
-      const id = prevIds[q]!;
-      if (g === 0) {
-        ended.push(id);
-        continue;
-      }
+    for (let k = 1; k <= open; k++) {
+      const g = groupOf[find(parent, k)]!;
+      if (g === 0) continue;
+      const id = openIds[k - 1]!;
       parts[g] = parts[g]! + 1;
       if (minId[g] === 0 || id < minId[g]!) minId[g] = id;
     }
     const merges = new Map<number, number[]>();
-    for (let q = 1; q <= prevCount; q++) {
-      const g = groupOf[find(parent, q)]!;
-      const id = prevIds[q]!;
+    for (let k = 1; k <= open; k++) {
+      const g = groupOf[find(parent, k)]!;
+      const id = openIds[k - 1]!;
       if (g === 0 || id === minId[g]) continue;
       const survivor = minId[g]!;
       absorb(this.#live.get(survivor)!, this.#live.get(id)!);
       this.#live.delete(id);
+      this.#alias.set(id, survivor);
       const list = merges.get(survivor);
       if (list) list.push(id);
       else merges.set(survivor, [id]);
@@ -447,7 +494,7 @@ class SliceTracker implements ComponentTracker {
     groupOf.fill(0, 0, next);
 
     const scale = prob instanceof Uint8Array ? 1 / 255 : 1;
-    const nextIds = new Int32Array(groups + 1);
+    const idOfGroup = new Int32Array(groups + 1);
     const changed: ChangedComponent[] = [];
     for (let g = 1; g <= groups; g++) {
       const sum = stats.sum[g]! * scale;
@@ -496,18 +543,19 @@ class SliceTracker implements ComponentTracker {
           state.yMaxZ = z;
         }
       }
-      nextIds[g] = id;
+      idOfGroup[g] = id;
       changed.push(snapshot(state, false, change));
     }
-    for (const id of ended) {
-      closed.push(snapshot(this.#live.get(id)!, true));
-      this.#live.delete(id);
-    }
+    // Components the next slice can no longer reach are done.
+    closed.push(...this.#closeBefore(z - gap));
 
-    this.#prev = cur;
-    this.#cur = prev;
-    this.#prevIds = nextIds;
-    this.#prevCount = groups;
+    // This slice's ids, for the slices after it.
+    const ids = this.#spare.pop() ?? new Int32Array(n);
+    for (let p = 0; p < n; p++) {
+      const g = cur[p] as number;
+      ids[p] = g === 0 ? 0 : (idOfGroup[g] as number);
+    }
+    this.#history.push({ z, ids });
     return {
       z,
       changed: changed.sort(byId),
@@ -518,6 +566,18 @@ class SliceTracker implements ComponentTracker {
     };
   }
 
+  /** Close the open components last seen before slice `z`. */
+  #closeBefore(z: number): TrackedComponent[] {
+    const closed: TrackedComponent[] = [];
+    for (const [id, s] of this.#live) {
+      if (s.zMax >= z) continue;
+      closed.push(snapshot(s, true));
+      this.#live.delete(id);
+    }
+    if (closed.length > 0 && this.#live.size === 0) this.#alias.clear();
+    return closed;
+  }
+
   components(): TrackedComponent[] {
     return [...this.#live.values()].map((s) => snapshot(s, false)).sort(byId);
   }
@@ -525,14 +585,16 @@ class SliceTracker implements ComponentTracker {
   closeAll(): TrackedComponent[] {
     const closed = [...this.#live.values()].map((s) => snapshot(s, true)).sort(byId);
     this.#live.clear();
-    this.#prevCount = 0;
+    this.#alias.clear();
+    this.#spare.push(...this.#history.map((h) => h.ids));
+    this.#history = [];
     return closed;
   }
 }
 
 /** Create an incremental 3-D connected-component tracker; options are checked here, once. */
 export function createComponentTracker(options: ComponentTrackerOptions): ComponentTracker {
-  const { width, height, connectivity = 26 } = options;
+  const { width, height, connectivity = 26, gap = 0 } = options;
   if (!Number.isInteger(width) || width < 1) {
     throw new ConfigError(`tracker option "width" must be an integer >= 1, got ${width}`, {
       option: 'width',
@@ -551,6 +613,12 @@ export function createComponentTracker(options: ComponentTrackerOptions): Compon
       stage: 'track',
     });
   }
+  if (!Number.isInteger(gap) || gap < 0 || gap > MAX_GAP || (gap > 0 && connectivity !== 26)) {
+    throw new ConfigError(
+      `tracker option "gap" must be an integer from 0 to ${MAX_GAP} (above 0 only with connectivity 26), got ${String(gap)}`,
+      { option: 'gap', stage: 'track' },
+    );
+  }
   checkImageSize(width, height);
-  return new SliceTracker(width, height, connectivity);
+  return new SliceTracker(width, height, connectivity, gap);
 }
