@@ -64,7 +64,12 @@ export class DendriteMonitor {
 
   constructor(private readonly o: MonitorOptions) {
     this.voidCheck = o.voidCheck ?? true;
-    this.tracker = createComponentTracker({ width: o.width, height: o.height, connectivity: 26 });
+    this.tracker = createComponentTracker({
+      width: o.width,
+      height: o.height,
+      connectivity: 26,
+      gap: o.rules.trackingGapVoxels,
+    });
     this.now = o.now ?? Date.now;
   }
 

@@ -12,7 +12,14 @@ import { quantizeProbability } from '../../src/sinks/zarr-scan-writer.ts';
 const model = { name: 'truth', version: '0', sha256: '0'.repeat(64), provider: 'cpu' as const };
 
 /** Run a monitor over a simulated scan, with a "model" that marks the voxels of `classes`. */
-function monitorScan(seed: number, classes: number[], opts: { dendrites?: number } = {}) {
+function monitorScan(
+  seed: number,
+  classes: number[],
+  opts: { dendrites?: number } = {},
+  rules = DEFAULT_ALERT_RULES,
+  /** Which marked pixels (x, y) of slice z the "model" loses. */
+  lose: (x: number, y: number, z: number) => boolean = () => false,
+) {
   const phantom = createPhantom({ seed, size: 192, slices: 64, ...opts });
   const monitor = new DendriteMonitor({
     scanId: `scan-${seed}`,
@@ -20,7 +27,7 @@ function monitorScan(seed: number, classes: number[], opts: { dendrites?: number
     height: phantom.size,
     voxelSizeUm: phantom.voxelSizeUm,
     expectedSlices: phantom.slices,
-    rules: DEFAULT_ALERT_RULES,
+    rules,
     model,
     zarrPath: `/tmp/scan-${seed}.ome.zarr`,
     now: () => 1_700_000_000_000,
@@ -28,7 +35,9 @@ function monitorScan(seed: number, classes: number[], opts: { dendrites?: number
   const alerts: (DendriteAlert & { atSlice: number })[] = [];
   for (let z = 0; z < phantom.slices; z++) {
     const { image, labels } = renderSlice(phantom, z);
-    const mask = labels.map((l) => (classes.includes(l) ? 1 : 0));
+    const mask = labels.map((l, i) =>
+      classes.includes(l) && !lose(i % phantom.size, Math.floor(i / phantom.size), z) ? 1 : 0,
+    );
     const prob = Float32Array.from(mask, (m) => (m ? 0.9 : 0.02));
     const normalized = normalizeSlice(image);
     const slice: MaskedSlice = {
@@ -124,3 +133,47 @@ t.test('rules: severities, and bad values named by key', async (t) => {
   });
   t.throws(() => resolveAlertRules({ criticalHeightFraction: 0.1 }), { message: /criticalHeightFraction/ });
 });
+
+t.test('rules: a component reaching far qualifies on fewer voxels (minVoxelsFar)', async (t) => {
+  const r = DEFAULT_ALERT_RULES;
+  const m = { confidence: 0.9, rooted: true };
+  t.equal(severityFor(r, { ...m, voxelCount: 60, heightFraction: 0.2 }), undefined, 'short: needs minVoxels');
+  t.equal(severityFor(r, { ...m, voxelCount: 60, heightFraction: 0.5 }), 'warning', 'far: minVoxelsFar');
+  t.equal(severityFor(r, { ...m, voxelCount: 60, heightFraction: 0.9 }), 'critical');
+  t.equal(severityFor(r, { ...m, voxelCount: r.minVoxelsFar - 1, heightFraction: 0.9 }), undefined);
+  t.equal(severityFor(r, { ...m, voxelCount: 60, heightFraction: 0.9, rooted: false }), undefined);
+  t.equal(
+    resolveAlertRules({ minVoxels: 30 }).minVoxelsFar,
+    30,
+    'lowering minVoxels lowers the default with it',
+  );
+  t.equal(resolveAlertRules({ minVoxels: 300 }).minVoxelsFar, DEFAULT_ALERT_RULES.minVoxelsFar);
+  t.throws(() => resolveAlertRules({ minVoxelsFar: 200 }), {
+    message: /alerts\.rules\.minVoxelsFar: 200 is not allowed; use an integer from 1 to minVoxels/,
+  });
+  t.throws(() => resolveAlertRules({ trackingGapVoxels: 4 }), {
+    message: /alerts\.rules\.trackingGapVoxels: 4 is not allowed/,
+  });
+  t.throws(() => resolveAlertRules({ trackingGapVoxels: 1.5 }), { message: /trackingGapVoxels/ });
+});
+
+t.test(
+  'a mask that loses every fifth row still warns about the tall dendrites, once the gap is bridged',
+  async (t) => {
+    // A model that misses a row of voxels now and then cuts each dendrite into pieces a voxel apart.
+    const lose = (_x: number, y: number) => y % 5 === 0;
+    const whole = monitorScan(21, [LABEL.dendrite]).alerts;
+    const critical = (alerts: DendriteAlert[]) => alerts.filter((a) => a.severity === 'critical').length;
+    t.ok(critical(whole) > 0, 'the whole mask raises critical alerts');
+    const bridged = monitorScan(21, [LABEL.dendrite], {}, DEFAULT_ALERT_RULES, lose).alerts;
+    t.equal(critical(bridged), critical(whole), 'gap 2: as many critical alerts as the whole mask');
+    const unbridged = monitorScan(
+      21,
+      [LABEL.dendrite],
+      {},
+      { ...DEFAULT_ALERT_RULES, trackingGapVoxels: 0 },
+      lose,
+    );
+    t.equal(critical(unbridged.alerts), 0, 'gap 0: every piece is too short to be critical');
+  },
+);
