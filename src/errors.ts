@@ -68,6 +68,11 @@ export class ModelError extends XctError {
   readonly code = 'ERR_MODEL';
 }
 
+/** An evaluation could not be scored: the daemon under test did not finish a scan it was given. */
+export class EvaluationError extends XctError {
+  readonly code = 'ERR_EVAL';
+}
+
 /** Narrow an unknown error to ours, optionally to some codes only. */
 export function isXctError(err: unknown, ...codes: string[]): err is XctError {
   return err instanceof XctError && (codes.length === 0 || codes.includes(err.code));

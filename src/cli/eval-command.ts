@@ -1,5 +1,9 @@
+import { type AlertRules, DEFAULT_ALERT_RULES, resolveAlertRules } from '../alerts/alert-rules.ts';
+import { CONFIG_DEFAULTS } from '../config/pipeline-config.ts';
 import { UsageError } from '../errors.ts';
+import { evaluateAlerts } from '../eval/evaluate-alerts.ts';
 import { evaluateModel, measureSpeed } from '../eval/evaluate-model.ts';
+import { formatAlertReport } from '../eval/format-alert-report.ts';
 import { loadModel } from '../inference/load-model.ts';
 import { MODEL_NAMES, MODELS_DIR, type ModelCard, readModelCard } from '../inference/model-card.ts';
 import { PROVIDERS } from '../inference/open-onnx-session.ts';
@@ -9,15 +13,33 @@ import { choiceOption, intOption, parseOptions, stringOption } from './parse-opt
 /** First held-out seed: far above any training seed range we use (training starts at 1000). */
 export const EVAL_SEED = 900_000;
 
+/** First held-out seed of the alert evaluation; its dendrite-free scans start ALERT_FREE_OFFSET above. */
+export const ALERT_EVAL_SEED = 910_000;
+export const ALERT_FREE_OFFSET = 10_000;
+
 export const EVAL_HELP = `Usage:
   xct-sentinel eval --model tnet|unet|enet [--seed N] [--scans N] [--size N] [--slices N]
                     [--batch N] [--no-speed] [--provider cpu|cuda|tensorrt|webgpu] [--threads N]
+                    [--models-dir DIR] [--json]
+  xct-sentinel eval --alerts [--model tnet|unet|enet] [--seed N] [--scans N] [--free-scans N]
+                    [--dendrites N] [--size N] [--slices N] [--rule KEY=VALUE]…
                     [--models-dir DIR] [--json]
 
 Generates held-out simulated scans (seeds N, N+1, …; never a training seed), segments them with
 the model through onnxruntime-node and prints foreground IoU/Dice over the volumes, the paper's
 patch-mean mIoU/mDSC, how many pit and bubble voxels were called dendrite, and patches/s.
 Defaults: --seed ${EVAL_SEED} --scans 3 --size 256 --slices 64 --batch 16
+
+With --alerts it judges the alerts instead: each held-out scan (seeds N, N+1, …, with --dendrites
+per scan, default the simulator's 6) and each dendrite-free scan (--free-scans of them, seeds
+N+${ALERT_FREE_OFFSET}, …) is replayed through the daemon's own pipeline at full speed with the default alert
+rules, and its dendrite alerts are matched to the simulator's truth dendrites. It prints, per habit
+(tree, mossy, needle) and height class (≥ 5%, ≥ 30%, ≥ 85% of the electrolyte): recall, the
+highest severity raised, the delay in slices from qualifying to the first alert, the scan still
+to come at that alert, the share of truth voxels in the mask; and false alerts per scan.
+--rule KEY=VALUE overrides one alert rule (as alerts.rules in a pipeline file), e.g.
+--rule minVoxels=100; repeat it for more.
+Defaults: --model ${CONFIG_DEFAULTS.model} --seed ${ALERT_EVAL_SEED} --scans 20 --free-scans 20 --size 256 --slices 64
 `;
 
 const SPEC = {
@@ -31,6 +53,10 @@ const SPEC = {
   threads: { type: 'string' },
   'models-dir': { type: 'string' },
   'no-speed': { type: 'boolean' },
+  alerts: { type: 'boolean' },
+  'free-scans': { type: 'string' },
+  dendrites: { type: 'string' },
+  rule: { type: 'string', multiple: true },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -42,6 +68,10 @@ export async function evalCommand(args: readonly string[], ctx: CommandContext):
     ctx.stdout.write(EVAL_HELP);
     return 0;
   }
+  if (values.alerts) return evalAlerts(values, ctx);
+  for (const only of ['free-scans', 'dendrites'] as const)
+    if (values[only] !== undefined)
+      throw new UsageError(`--${only} goes with --alerts`, { option: `--${only}` });
   const name = stringOption(values, 'model');
   if (name === undefined)
     throw new UsageError(`eval needs --model (${MODEL_NAMES.join(', ')})`, { option: '--model' });
@@ -55,15 +85,7 @@ export async function evalCommand(args: readonly string[], ctx: CommandContext):
   const modelsDir = stringOption(values, 'models-dir') ?? MODELS_DIR;
   const seeds = Array.from({ length: scans }, (_, i) => seed + i);
 
-  const card = await readModelCard(name, modelsDir);
-  for (const range of await trainingSeedRanges(card, modelsDir)) {
-    const clash = seeds.find((s) => s >= range.from && s <= range.to);
-    if (clash !== undefined)
-      throw new UsageError(
-        `--seed: scan seed ${clash} was used to train ${range.model} (seeds ${range.from}–${range.to}); evaluation needs held-out seeds`,
-        { option: '--seed' },
-      );
-  }
+  await refuseTrainingSeeds(name, modelsDir, seeds);
   const model = await loadModel(name, { modelsDir, provider, threads, thread: 'inline' });
   try {
     const started = performance.now();
@@ -108,6 +130,107 @@ export async function evalCommand(args: readonly string[], ctx: CommandContext):
     return 0;
   } finally {
     await model.close();
+  }
+}
+
+type Values = ReturnType<typeof parseOptions>['values'];
+
+/** `eval --alerts`: the daemon's alerts on held-out scans, matched to the truth dendrites. */
+async function evalAlerts(values: Values, ctx: CommandContext): Promise<number> {
+  for (const only of ['batch', 'no-speed'] as const)
+    if (values[only] !== undefined)
+      throw new UsageError(`--${only} does not go with --alerts (the daemon's own settings are used)`, {
+        option: `--${only}`,
+      });
+  const name = stringOption(values, 'model') ?? CONFIG_DEFAULTS.model;
+  const seed = intOption(values, 'seed', ALERT_EVAL_SEED, 0, 2 ** 48);
+  const scans = intOption(values, 'scans', 20, 0, 1000);
+  const freeScans = intOption(values, 'free-scans', 20, 0, 1000);
+  if (scans + freeScans === 0)
+    throw new UsageError('--scans and --free-scans are both 0: nothing to evaluate', { option: '--scans' });
+  const dendrites = values.dendrites === undefined ? undefined : intOption(values, 'dendrites', 6, 1, 64);
+  const size = intOption(values, 'size', 256, 32, 4096);
+  const slices = intOption(values, 'slices', 64, 1, 65536);
+  const threads = intOption(values, 'threads', CONFIG_DEFAULTS.threads, 0, 1024);
+  const provider = choiceOption(values, 'provider', PROVIDERS, CONFIG_DEFAULTS.provider);
+  const modelsDir = stringOption(values, 'models-dir') ?? MODELS_DIR;
+  const seeds = Array.from({ length: scans }, (_, i) => seed + i);
+  const freeSeeds = Array.from({ length: freeScans }, (_, i) => seed + ALERT_FREE_OFFSET + i);
+  const rules = ruleOptions(values.rule);
+  await refuseTrainingSeeds(name, modelsDir, [...seeds, ...freeSeeds]);
+  const model = await loadModel(name, {
+    modelsDir,
+    provider,
+    threads,
+    sessions: CONFIG_DEFAULTS.sessions,
+  });
+  try {
+    const started = performance.now();
+    const result = await evaluateAlerts(model, {
+      seeds,
+      dendriteFreeSeeds: freeSeeds,
+      size,
+      slices,
+      ...(dendrites !== undefined && { dendrites }),
+      rules,
+      signal: ctx.signal,
+      onSlice: (done, total) => ctx.progress(`eval --alerts ${name}: slice ${done}/${total}`),
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const report = {
+      model: model.identity,
+      scans: { seeds, dendriteFreeSeeds: freeSeeds, size, slices, dendrites: dendrites ?? null },
+      rules,
+      ...result,
+      seconds,
+    };
+    ctx.stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatAlertReport(report));
+    return 0;
+  } finally {
+    await model.close();
+  }
+}
+
+/** `--rule minVoxels=100 --rule …` over the default rules, checked as a pipeline file's would be. */
+function ruleOptions(raw: unknown): AlertRules {
+  const given = Array.isArray(raw) ? raw.map(String) : [];
+  const rules: Record<string, number> = {};
+  for (const item of given) {
+    const match = /^(\w+)=(.+)$/.exec(item.trim());
+    const key = match?.[1];
+    const value = Number(match?.[2]);
+    if (!key || !Number.isFinite(value))
+      throw new UsageError(`--rule ${item}: write KEY=NUMBER, e.g. --rule minVoxels=100`, {
+        option: '--rule',
+      });
+    if (!(key in DEFAULT_ALERT_RULES))
+      throw new UsageError(
+        `--rule ${item}: unknown rule "${key}"; the rules are ${Object.keys(DEFAULT_ALERT_RULES).join(', ')}`,
+        { option: '--rule' },
+      );
+    rules[key] = value;
+  }
+  try {
+    return resolveAlertRules(rules as Partial<AlertRules>, '--rule');
+  } catch (cause) {
+    throw new UsageError(
+      cause instanceof Error ? cause.message : String(cause),
+      { option: '--rule' },
+      { cause },
+    );
+  }
+}
+
+/** Evaluation needs held-out seeds: refuse any seed a model in the card was trained on. */
+async function refuseTrainingSeeds(name: string, modelsDir: string, seeds: readonly number[]): Promise<void> {
+  const card = await readModelCard(name, modelsDir);
+  for (const range of await trainingSeedRanges(card, modelsDir)) {
+    const clash = seeds.find((s) => s >= range.from && s <= range.to);
+    if (clash !== undefined)
+      throw new UsageError(
+        `--seed: scan seed ${clash} was used to train ${range.model} (seeds ${range.from}–${range.to}); evaluation needs held-out seeds`,
+        { option: '--seed' },
+      );
   }
 }
 

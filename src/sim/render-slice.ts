@@ -31,8 +31,17 @@ interface StaticMaps {
 }
 const staticCache = new WeakMap<Phantom, StaticMaps>();
 
+/** How to render: for measuring what the data allow, not for making scans. */
+export interface RenderOptions {
+  /**
+   * Which noise realization: 0 (default) is the scan's own; another number draws independent
+   * noise over the same object and scanner; `null` renders without noise (the expected image).
+   */
+  noise?: number | null;
+}
+
 /** Render slice `z` of the phantom as the scanner would reconstruct it, with its ground truth. */
-export function renderSlice(phantom: Phantom, z: number): RenderedSlice {
+export function renderSlice(phantom: Phantom, z: number, options: RenderOptions = {}): RenderedSlice {
   if (!Number.isInteger(z) || z < 0 || z >= phantom.slices)
     throw new RangeError(`slice ${z} is outside 0..${phantom.slices - 1}`);
   const { size } = phantom;
@@ -77,13 +86,16 @@ export function renderSlice(phantom: Phantom, z: number): RenderedSlice {
     1 +
     a.driftLinear * (z / Math.max(1, phantom.slices - 1) - 0.5) +
     a.driftWobble * Math.sin((2 * Math.PI * z) / a.driftPeriod);
-  const rng = new Rng(phantom.seed, 6, z);
+  const noise = options.noise === undefined ? 0 : options.noise;
+  // Realization 0 keeps the scan's original stream, so every scan's bytes stay as they were.
+  const rng =
+    noise === 0 || noise === null ? new Rng(phantom.seed, 6, z) : new Rng(phantom.seed, 6, z, noise);
   const image = new Uint16Array(n);
   for (let i = 0; i < n; i++) {
     const mean = a.offset + a.scale * (blurred[i] as number) * gain;
     // Poisson photon noise (variance = gain · mean, Gaussian approximation at these counts) plus
     // read-out noise, drawn together as one Gaussian.
-    const sd = Math.sqrt(a.gain * Math.max(mean, 0) + a.readNoise * a.readNoise);
+    const sd = noise === null ? 0 : Math.sqrt(a.gain * Math.max(mean, 0) + a.readNoise * a.readNoise);
     const v = Math.round(mean + sd * rng.normal());
     image[i] = v < 0 ? 0 : v > 65535 ? 65535 : v;
   }
@@ -106,10 +118,51 @@ function fillElectrodes(phantom: Phantom, z: number, out: Float32Array): void {
   }
 }
 
-function rasterCapsules(phantom: Phantom, z: number, bits: Uint8Array): void {
+/**
+ * Which dendrite each voxel of slice `z` labelled dendrite belongs to: its index in
+ * `phantom.dendrites` plus one (0 elsewhere), the one covering most of its sub-samples where two
+ * touch (the lower index on a tie). `labels` is the slice's ground truth from `renderSlice`.
+ */
+export function dendriteOwners(phantom: Phantom, z: number, labels: Uint8Array): Uint16Array {
   const { size } = phantom;
+  const n = size * size;
+  if (labels.length !== n) throw new RangeError(`labels has ${labels.length} values, expected ${n}`);
+  const owners = new Uint16Array(n);
+  const best = new Uint8Array(n);
   const list = phantom.capsulesBySlice[z];
-  if (!list) return;
+  if (!list) return owners;
+  const byDendrite = new Map<number, number[]>();
+  for (let k = 0; k < list.length; k += 2) {
+    const d = list[k] as number;
+    const caps = byDendrite.get(d);
+    if (caps) caps.push(list[k + 1] as number);
+    else byDendrite.set(d, [list[k + 1] as number]);
+  }
+  const bits = new Uint8Array(n);
+  for (const d of [...byDendrite.keys()].sort((a, b) => a - b)) {
+    bits.fill(0);
+    const flat: number[] = [];
+    for (const c of byDendrite.get(d) as number[]) flat.push(d, c);
+    rasterCapsuleList(phantom, z, Int32Array.from(flat), bits);
+    for (let i = 0; i < n; i++) {
+      if (labels[i] !== LABEL.dendrite || bits[i] === 0) continue;
+      const cover = POPCOUNT[bits[i] as number] as number;
+      if (cover > (best[i] as number)) {
+        best[i] = cover;
+        owners[i] = d + 1;
+      }
+    }
+  }
+  return owners;
+}
+
+function rasterCapsules(phantom: Phantom, z: number, bits: Uint8Array): void {
+  const list = phantom.capsulesBySlice[z];
+  if (list) rasterCapsuleList(phantom, z, list, bits);
+}
+
+function rasterCapsuleList(phantom: Phantom, z: number, list: Int32Array, bits: Uint8Array): void {
+  const { size } = phantom;
   for (let k = 0; k < list.length; k += 2) {
     const c = phantom.dendrites[list[k] as number]?.capsules[list[k + 1] as number];
     if (!c) continue;

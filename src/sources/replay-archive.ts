@@ -200,6 +200,7 @@ const KIND_NAMES: Readonly<Record<ArchiveVolume['kind'], string>> = {
   tiff: 'multi-page TIFF',
   hdf5: 'HDF5 file',
   zarr: 'Zarr array',
+  simulated: 'simulated scan',
 };
 
 /**
