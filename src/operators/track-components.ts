@@ -396,6 +396,8 @@ class SliceTracker implements ComponentTracker {
   #cur: Int32Array;
   readonly #forest: Forest = { parent: new Int32Array(1024) };
   #groupOf = new Int32Array(1024);
+  /** Union-find node of each open component id during a slice; 0 otherwise. */
+  #nodeById = new Int32Array(1024);
   readonly #stats = new GroupStats();
 
   constructor(width: number, height: number, connectivity: Connectivity, gap: number) {
@@ -441,9 +443,12 @@ class SliceTracker implements ComponentTracker {
 
     // Union-find nodes 1..open stand for the open components, in id order; then provisional labels.
     const openIds = [...this.#live.keys()].sort((a, b) => a - b);
-    const nodeById = new Map<number, number>();
-    for (const [k, id] of openIds.entries()) nodeById.set(id, k + 1);
-    const nodeOf = (id: number): number => nodeById.get(this.#resolve(id)) as number;
+    // A typed array rather than a Map: labelSlice asks once per labelled pixel in each window.
+    const nodeById = grown(this.#nodeById, this.#nextId + 1);
+    this.#nodeById = nodeById;
+    for (const [k, id] of openIds.entries()) nodeById[id] = k + 1;
+    const nodeOf = (id: number): number =>
+      (nodeById[id] as number) || (nodeById[this.#resolve(id)] as number);
     const open = openIds.length;
     const cur = this.#cur;
     const forest = this.#forest;
@@ -492,6 +497,7 @@ class SliceTracker implements ComponentTracker {
       else merges.set(survivor, [id]);
     }
     groupOf.fill(0, 0, next);
+    for (const id of openIds) nodeById[id] = 0;
 
     const scale = prob instanceof Uint8Array ? 1 / 255 : 1;
     const idOfGroup = new Int32Array(groups + 1);
