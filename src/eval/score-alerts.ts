@@ -1,5 +1,6 @@
 import type { AlertRules } from '../alerts/alert-rules.ts';
 import { type DendriteAlert, SEVERITIES, type Severity } from '../alerts/dendrite-alert.ts';
+import { quantile } from '../daemon/daemon-stats.ts';
 import type { Morphology } from '../sim/grow-dendrite.ts';
 import { qualifyingSlice, type TruthDendrite } from './dendrite-truth.ts';
 
@@ -229,13 +230,6 @@ function lowerBound(sorted: Int32Array, value: number): number {
 
 function rank(s: Severity): number {
   return SEVERITIES.indexOf(s);
-}
-
-/** Nearest-rank quantile (the value at rank ⌈q·n⌉): no interpolation, so it is always a value seen. */
-export function quantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const k = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[k] as number;
 }
 
 function spread(values: number[]): Spread {

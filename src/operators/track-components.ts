@@ -190,10 +190,11 @@ interface Forest {
   parent: Int32Array;
 }
 
-/** The slices a new slice may link to: each one's component ids per pixel (0 for background). */
+/** A slice a new slice may link to: its group per pixel (0 for background) and each group's component id. */
 interface HistorySlice {
   z: number;
-  ids: Int32Array;
+  groups: Int32Array;
+  idOfGroup: Int32Array;
 }
 
 /**
@@ -259,10 +260,10 @@ function labelSlice(
       }
       cur[p] = label;
       for (const h of history) {
-        const ids = h.ids;
+        const { groups, idOfGroup } = h;
         if (!full) {
-          const id = ids[p] as number;
-          if (id !== 0) union(parent, label, nodeOf(id));
+          const g = groups[p] as number;
+          if (g !== 0) union(parent, label, nodeOf(idOfGroup[g] as number));
           continue;
         }
         const y0 = y >= reach ? y - reach : 0;
@@ -272,8 +273,8 @@ function labelSlice(
         for (let yy = y0; yy <= y1; yy++) {
           const base = yy * width;
           for (let xx = x0; xx <= x1; xx++) {
-            const id = ids[base + xx] as number;
-            if (id !== 0) union(parent, label, nodeOf(id));
+            const g = groups[base + xx] as number;
+            if (g !== 0) union(parent, label, nodeOf(idOfGroup[g] as number));
           }
         }
       }
@@ -390,10 +391,9 @@ class SliceTracker implements ComponentTracker {
   readonly #alias = new Map<number, number>();
   #nextId = 1;
   #lastZ: number | undefined;
-  /** The recent slices' component ids per pixel, oldest first; buffers are reused. */
+  /** The recent slices' labels, oldest first; their buffers are reused once they fall out. */
   #history: HistorySlice[] = [];
   #spare: Int32Array[] = [];
-  #cur: Int32Array;
   readonly #forest: Forest = { parent: new Int32Array(1024) };
   #groupOf = new Int32Array(1024);
   /** Union-find node of each open component id during a slice; 0 otherwise. */
@@ -405,7 +405,6 @@ class SliceTracker implements ComponentTracker {
     this.#height = height;
     this.#full = connectivity === 26;
     this.#gap = gap;
-    this.#cur = new Int32Array(width * height);
   }
 
   get lastZ(): number | undefined {
@@ -437,7 +436,7 @@ class SliceTracker implements ComponentTracker {
     this.#lastZ = z;
     this.#history = this.#history.filter((h) => {
       if (h.z >= z - 1 - gap) return true;
-      this.#spare.push(h.ids);
+      this.#spare.push(h.groups);
       return false;
     });
 
@@ -450,7 +449,8 @@ class SliceTracker implements ComponentTracker {
     const nodeOf = (id: number): number =>
       (nodeById[id] as number) || (nodeById[this.#resolve(id)] as number);
     const open = openIds.length;
-    const cur = this.#cur;
+    // Every pixel of it is written by labelSlice, so a reused buffer needs no clearing.
+    const cur = this.#spare.pop() ?? new Int32Array(n);
     const forest = this.#forest;
     forest.parent = grown(forest.parent, open + 2);
     for (let i = 1; i <= open; i++) forest.parent[i] = i;
@@ -555,13 +555,8 @@ class SliceTracker implements ComponentTracker {
     // Components the next slice can no longer reach are done.
     closed.push(...this.#closeBefore(z - gap));
 
-    // This slice's ids, for the slices after it.
-    const ids = this.#spare.pop() ?? new Int32Array(n);
-    for (let p = 0; p < n; p++) {
-      const g = cur[p] as number;
-      ids[p] = g === 0 ? 0 : (idOfGroup[g] as number);
-    }
-    this.#history.push({ z, ids });
+    // This slice's groups (collectGroups left them in `cur`) and their ids, for the slices after it.
+    this.#history.push({ z, groups: cur, idOfGroup });
     return {
       z,
       changed: changed.sort(byId),
@@ -592,7 +587,7 @@ class SliceTracker implements ComponentTracker {
     const closed = [...this.#live.values()].map((s) => snapshot(s, true)).sort(byId);
     this.#live.clear();
     this.#alias.clear();
-    this.#spare.push(...this.#history.map((h) => h.ids));
+    this.#spare.push(...this.#history.map((h) => h.groups));
     this.#history = [];
     return closed;
   }

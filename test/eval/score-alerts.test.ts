@@ -1,8 +1,9 @@
 import t from 'tap';
 import { DEFAULT_ALERT_RULES } from '../../src/alerts/alert-rules.ts';
 import { alertIdFor, type DendriteAlert, type Severity } from '../../src/alerts/dendrite-alert.ts';
+import { quantile } from '../../src/daemon/daemon-stats.ts';
 import { DendriteTruth, qualifyingSlice, type TruthDendrite } from '../../src/eval/dendrite-truth.ts';
-import { matchAlert, quantile, scoreAlerts } from '../../src/eval/score-alerts.ts';
+import { matchAlert, scoreAlerts } from '../../src/eval/score-alerts.ts';
 import { createPhantom } from '../../src/sim/phantom.ts';
 import { LABEL, renderSlice } from '../../src/sim/render-slice.ts';
 import { summarizePhantom } from '../../src/sim/summarize-phantom.ts';
