@@ -8,7 +8,7 @@
  * the same check after stabilityMs. Pixels are never read here: the file on disk is the buffer,
  * the pipeline decodes when it is ready.
  */
-import type { Stats } from 'node:fs';
+import { lstatSync, type Stats } from 'node:fs';
 import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
@@ -152,6 +152,13 @@ interface Scan {
   dir: string;
   meta: ScanMeta;
   started: boolean;
+  /**
+   * scan.json was read (or failed to read, or was refused, or stayed empty): the scan may start.
+   * Until then a scan.json on disk holds the start back, so scan-start carries what it says.
+   */
+  metaSettled: boolean;
+  /** The start was due (timer, end of scan) but waits for scan.json. */
+  startWanted: boolean;
   ended: boolean;
   /** Set once scan.done was seen or the idle timeout fired; the end waits for files in progress. */
   ending: 'done-marker' | 'idle-timeout' | undefined;
@@ -245,6 +252,8 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
         dir: join(rootDir, id),
         meta: {},
         started: false,
+        metaSettled: false,
+        startWanted: false,
         ended: false,
         ending: undefined,
         busy: 0,
@@ -278,12 +287,43 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
       }, o.idleTimeoutMs);
     };
 
-    const start = (scan: Scan): void => {
-      if (scan.started || scan.ended) return;
+    /** Whether a scan.json (file, symlink, anything) is in the scan folder now. */
+    const metaOnDisk = (scan: Scan): boolean => {
+      try {
+        lstatSync(join(scan.dir, META_NAME));
+        return true;
+      } catch {
+        return false;
+      }
+    };
+
+    /**
+     * Emit scan-start, unless a scan.json on disk has not been read yet: then the start waits for
+     * it (its reading starts the scan), so whether scan-start carries the metadata does not depend
+     * on how fast this machine noticed the file. Returns whether the scan has started.
+     */
+    const start = (scan: Scan): boolean => {
+      if (scan.started || scan.ended) return scan.started;
+      if (!scan.metaSettled && metaOnDisk(scan)) {
+        scan.startWanted = true;
+        scan.metaTimer = cancel(scan.metaTimer);
+        // The watcher may not have told us about it yet: register it ourselves.
+        const path = join(scan.dir, META_NAME);
+        if (!scan.seen.has(path)) void admit(scan, path, META_NAME);
+        return false;
+      }
       scan.started = true;
+      scan.startWanted = false;
       scan.metaTimer = cancel(scan.metaTimer);
       emit({ type: 'scan-start', scanId: scan.id, dir: scan.dir, meta: { ...scan.meta } });
       advance(scan);
+      return true;
+    };
+
+    /** scan.json is settled one way or another: a start that waited for it happens now. */
+    const metaDone = (scan: Scan): void => {
+      scan.metaSettled = true;
+      if (scan.startWanted) start(scan);
     };
 
     const expectedReached = (scan: Scan): boolean =>
@@ -366,8 +406,8 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
         if (!t.empty && !scan.emitted.has(t.path)) return;
       }
       const why = scan.ending;
-      start(scan);
-      if (scan.ended) return;
+      // A scan.json not read yet decides the expected count: its reading comes back here.
+      if (!start(scan) || scan.ended) return;
       // The scan is over: holes below the last complete slice will not be filled now.
       while (scan.ready.size > 0 && !closed && !expectedReached(scan)) {
         const slice = scan.ready.get(scan.nextZ);
@@ -460,6 +500,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
         // A file that vanished is simply no longer a candidate; anything else is worth saying.
         if (errorCode(cause) !== 'ENOENT')
           report(fail(t.path, 'cannot stat', scan.id, undefined, cause), scan.id, t.path);
+        if (t.kind === 'meta') metaDone(scan);
         advance(scan);
         maybeFinish(scan);
         return;
@@ -479,6 +520,8 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
         }
         if (!t.empty) {
           t.empty = true;
+          // An empty scan.json says nothing yet; if it fills later, scan-meta follows.
+          if (t.kind === 'meta') metaDone(scan);
           advance(scan);
           maybeFinish(scan);
           if (scan.ended || closed) return;
@@ -599,6 +642,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
         if (scan.started) emit({ type: 'scan-meta', scanId: scan.id, meta: { ...meta } });
       }
       // With or without metadata, nothing better is coming soon: no reason to wait out the timer.
+      scan.metaSettled = true;
       if (!scan.started) start(scan);
       else advance(scan);
       maybeFinish(scan);
@@ -654,6 +698,8 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
       }
       if (closed) return;
       if (ok) classify(scan, path, name);
+      // A refused scan.json (a symlink out of the root) will never be read.
+      else if (name === META_NAME) metaDone(scan);
       maybeFinish(scan);
     };
 
@@ -748,6 +794,8 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
       for (const [z, slice] of scan.ready) if (slice.path === path) scan.ready.delete(z);
       scan.parked.delete(path);
       scan.seen.delete(path);
+      // A start waiting for a scan.json that is gone now need not wait.
+      if (scan.startWanted) start(scan);
       advance(scan);
       maybeFinish(scan);
     };

@@ -456,6 +456,63 @@ t.test('scan.json arriving after scan-start gives scan-meta', async (t) => {
   );
 });
 
+t.test('a scan.json on disk holds scan-start back until it is read, however slow that is', async (t) => {
+  // scan.json keeps changing for several times the start timer (2·stability + 2·poll), as if the
+  // machine were too busy to see it settle, while the slices are long complete. The start must wait
+  // for it, so the expected count ends the scan at 3 of the 5 slices whatever the machine's speed.
+  const root = t.testdir({ scan: {} });
+  const dir = join(root, 'scan');
+  const meta = join(dir, 'scan.json');
+  const rec = record(t, root, FAST);
+  writeFileSync(meta, JSON.stringify({ expectedSlices: 3 }));
+  for (const z of [0, 1, 2, 3, 4]) putSlice(dir, z);
+  const timerMs = 2 * FAST.stabilityMs + 2 * FAST.pollMs;
+  for (let i = 0; i < 30; i++) {
+    // Always valid JSON, each write a different size: never stable while this loop runs.
+    writeFileSync(meta, JSON.stringify({ expectedSlices: 3, note: 'x'.repeat(i) }));
+    await sleep((4 * timerMs) / 30);
+  }
+  await rec.until('scan-end', ended('scan'));
+  t.match(
+    rec.events.find((e) => e.type === 'scan-start'),
+    { meta: { expectedSlices: 3 } },
+  );
+  t.same(
+    ofScan(rec.events, 'scan').filter((e) => !e.startsWith('scan-meta')),
+    ['scan-start:scan', 'slice:scan:0', 'slice:scan:1', 'slice:scan:2', 'scan-end:scan:expected-count:3:[]'],
+  );
+  t.match(errors(rec.events), [
+    { path: join(dir, sliceName(3)), error: { message: /not emitted: the scan ended \(expected-count\)/ } },
+    { path: join(dir, sliceName(4)), error: { message: /not emitted: the scan ended \(expected-count\)/ } },
+  ]);
+});
+
+t.test('a scan.json that is a symlink out of the root does not hold the scan back', async (t) => {
+  const base = t.testdir({
+    root: { scan: {} },
+    outside: { 'scan.json': JSON.stringify({ expectedSlices: 1 }) },
+  });
+  const dir = join(base, 'root', 'scan');
+  symlinkSync(join(base, 'outside', 'scan.json'), join(dir, 'scan.json'));
+  const rec = record(t, join(base, 'root'), FAST);
+  putSlice(dir, 0);
+  putSlice(dir, 1);
+  writeFileSync(join(dir, 'scan.done'), '');
+  await rec.until('scan-end', ended('scan'));
+  t.same(ofScan(rec.events, 'scan'), [
+    'scan-start:scan',
+    'slice:scan:0',
+    'slice:scan:1',
+    'scan-end:scan:done-marker:2:[]',
+  ]);
+  t.match(
+    rec.events.find((e) => e.type === 'scan-start'),
+    { meta: {} },
+    'what it points at was never read',
+  );
+  t.match(errors(rec.events), [{ error: { message: /scan\.json: is a symlink to .*outside/ } }]);
+});
+
 t.test('symlinks leading outside the root are not followed', async (t) => {
   const base = t.testdir({
     root: { scan: {} },
