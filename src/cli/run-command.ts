@@ -33,7 +33,8 @@ export const RUN_HELP = `Usage:
                    [--provider cpu|cuda|tensorrt|webgpu] [--threads N] [--sessions N] [--max-scans N]
                    [--idle-timeout SECONDS] [--batch N] [--overlap N] [--log-level LEVEL]
                    [--shutdown-timeout SECONDS] [--metrics-port N] [--view]
-  xct-sentinel run --source kafka://HOST:PORT[/TOPIC] --out DIR [--group ID] [flags above]
+  xct-sentinel run --source kafka://HOST:PORT[/TOPIC] --out DIR [--group ID] [--file-root DIR]…
+                   [flags above]
   xct-sentinel run PIPELINE.yaml [flags above override the file]
 
 Watches a scanner's output folder (one sub-folder per scan), segments each slice as soon as it
@@ -62,6 +63,9 @@ raises dendrite alerts while the scan is still running.
                   daemons with the same --group (default ${DEFAULT_SLICE_GROUP}) share the topic's scans;
                   offsets are committed once a slice's mask is written and its alerts acknowledged;
                   undecodable messages go to <TOPIC>.dlq
+  --file-root DIR a folder slice messages' file references may point into (repeat for more; relative
+                  references resolve against the first); without it a message that refers to a file
+                  goes to the dead-letter topic unread
 `;
 
 const SPEC = {
@@ -84,6 +88,7 @@ const SPEC = {
   'models-dir': { type: 'string' },
   source: { type: 'string' },
   group: { type: 'string' },
+  'file-root': { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -206,6 +211,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
           groupId,
           security: kafkaSlices.security,
           log,
+          fileRoots: kafkaSlices.fileRoots,
           maxInFlight: config.inference.maxSlicesInFlight * 2,
           held: () => stats.held,
         })
@@ -287,7 +293,21 @@ function applyFlags(c: PipelineConfig, values: Parameters<typeof stringOption>[0
   const source = stringOption(values, 'source');
   if (source !== undefined) {
     const endpoint = parseKafkaUrl(source, { option: '--source', defaultTopic: KAFKA_DEFAULTS.sliceTopic });
-    next.source = { kafka: { ...endpoint, group: next.source.kafka?.group ?? KAFKA_DEFAULTS.group } };
+    next.source = {
+      kafka: {
+        ...endpoint,
+        group: next.source.kafka?.group ?? KAFKA_DEFAULTS.group,
+        fileRoots: next.source.kafka?.fileRoots ?? [],
+      },
+    };
+  }
+  const fileRoots = values['file-root'];
+  if (Array.isArray(fileRoots)) {
+    if (!next.source.kafka)
+      throw new UsageError('--file-root applies to a Kafka source (--source kafka://…)', {
+        option: '--file-root',
+      });
+    next.source.kafka.fileRoots = fileRoots.map(String);
   }
   const group = stringOption(values, 'group');
   if (group !== undefined) {

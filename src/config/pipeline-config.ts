@@ -35,10 +35,19 @@ export interface FolderSourceConfig {
   followSymlinks: boolean;
 }
 
+export interface KafkaSourceConfig extends KafkaTopicConfig {
+  group: string;
+  /**
+   * Folders slice messages' file references may point into (relative ones resolve against the
+   * first); empty: a message that refers to a file goes to the dead-letter topic unread.
+   */
+  fileRoots: string[];
+}
+
 /** A whole pipeline, as `pipelines/*.yaml` spells it, every default filled in. */
 export interface PipelineConfig {
   /** Exactly one of the two. */
-  source: { folder?: FolderSourceConfig; kafka?: KafkaTopicConfig & { group: string } };
+  source: { folder?: FolderSourceConfig; kafka?: KafkaSourceConfig };
   model: {
     name: string;
     provider: Provider;
@@ -304,10 +313,19 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
       ...(source.kafka !== undefined && {
         kafka: (() => {
           const k = obj(source.kafka, 'source.kafka');
-          known(k, 'source.kafka', ['brokers', 'topic', 'group', 'tls', 'sasl']);
+          known(k, 'source.kafka', ['brokers', 'topic', 'group', 'tls', 'sasl', 'fileRoots']);
+          const roots = k.fileRoots ?? [];
+          if (!Array.isArray(roots))
+            fail('source.kafka.fileRoots', `must be a list of folders, got ${JSON.stringify(roots)}`);
           return {
             ...kafkaTopic(k, 'source.kafka', KAFKA_DEFAULTS.sliceTopic),
             group: str(k.group, 'source.kafka.group', KAFKA_DEFAULTS.group),
+            fileRoots: (roots as unknown[]).map((r, i) => {
+              const at = `source.kafka.fileRoots[${i}]`;
+              if (typeof r !== 'string' || r.trim() === '')
+                return fail(at, `must be a folder path, got ${JSON.stringify(r)}`);
+              return r;
+            }),
           };
         })(),
       }),

@@ -51,8 +51,11 @@ export interface KafkaSliceSourceOptions {
   fromBeginning?: boolean;
   /** A scan without a new slice for this long ends (when its expected count never arrives). */
   idleTimeoutMs?: number;
-  /** Relative file references resolve against this folder. */
-  fileRoot?: string;
+  /**
+   * The folders slice messages' file references may point into (relative ones resolve against the
+   * first). None: a slice that refers to a file goes to the dead-letter topic, unread.
+   */
+  fileRoots?: readonly string[];
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
   /** How long the group waits for its members to rejoin in a rebalance (KafkaJS default 60 s). */
@@ -267,7 +270,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       'data' in slice.pixels
         ? slice.pixels
         : await readSliceFileRef(slice.pixels, {
-            ...(options.fileRoot !== undefined && { root: options.fileRoot }),
+            roots: options.fileRoots ?? [],
             context: { ...where, scanId: slice.scanId, slice: slice.z },
           });
     // The scan id names the scan's output folder: nothing that could leave it.

@@ -82,6 +82,14 @@ t.test('errors name the key path, what was wrong and what is allowed', async (t)
       { source: { folder: { path: '/in' }, kafka: { brokers: ['k:9092'] } }, output: { zarr: '/o' } },
       /source: needs exactly one of/,
     ],
+    [
+      { source: { kafka: { brokers: ['k:9092'], fileRoots: '/data' } }, output: { zarr: '/o' } },
+      /source\.kafka\.fileRoots: must be a list of folders, got "\/data"/,
+    ],
+    [
+      { source: { kafka: { brokers: ['k:9092'], fileRoots: ['/data', ''] } }, output: { zarr: '/o' } },
+      /source\.kafka\.fileRoots\[1\]: must be a folder path, got ""/,
+    ],
     [{ ...base, metrics: { port: 70000 } }, /metrics\.port: 70000 is not allowed/],
     [
       { ...base, alerts: { sinks: [{ kafka: { brokers: ['k:9092'], schemaRegistry: 'registry:8081' } }] } },
@@ -101,7 +109,7 @@ t.test('Kafka source and sink: defaults for topics and group', async (t) => {
     alerts: { sinks: [{ kafka: { brokers: ['k1:9092'], tls: true, sasl: 'scram-sha-512' } }] },
   });
   t.same(c.source, {
-    kafka: { brokers: ['k1:9092', '[::1]:9093'], topic: 'xct.slices', group: 'xct-sentinel' },
+    kafka: { brokers: ['k1:9092', '[::1]:9093'], topic: 'xct.slices', group: 'xct-sentinel', fileRoots: [] },
   });
   t.same(c.alerts.sinks, [
     {

@@ -126,7 +126,8 @@ t.test('poison messages go to the dead-letter topic with their error; the rest f
   const kafka = await startMockKafka(t);
   const topic = randomTopic('slices');
   await kafka.createTopic(topic, 1);
-  const dir = t.testdir();
+  const base = t.testdir({ refs: {}, secret: { 'key.bin': 'k'.repeat(128) } });
+  const dir = join(base, 'refs');
   const good = (z: number) => sliceRecord(testSlice('cell-3', z, { expected: 4 }));
   const valid = encodeSlice(testSlice('cell-3', 1, { expected: 4 }));
   const wrongSize = sliceRecord(testSlice('cell-3', 2, { size: 16, expected: 4 }));
@@ -149,19 +150,17 @@ t.test('poison messages go to the dead-letter topic with their error; the rest f
       sha256: '0'.repeat(64),
     },
   });
-  const goodRef = encodeSlice({
-    ...refSlice,
-    pixels: {
-      width: 8,
-      height: 8,
-      dtype: 'uint16',
-      endianness: 'little',
-      path: file,
-      offset: 0,
-      length: bytes.byteLength,
-      sha256: createHash('sha256').update(bytes).digest('hex'),
-    },
-  });
+  const goodPixels = {
+    width: 8,
+    height: 8,
+    dtype: 'uint16',
+    endianness: 'little',
+    path: file,
+    offset: 0,
+    length: bytes.byteLength,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+  } as const;
+  const goodRef = encodeSlice({ ...refSlice, pixels: goodPixels });
   await produce(kafka.brokers, topic, [
     good(0), // offset 0
     { key: 'cell-3', value: Buffer.from('not a slice at all') }, // 1: not our schema
@@ -170,9 +169,14 @@ t.test('poison messages go to the dead-letter topic with their error; the rest f
     wrongSize, // 4: 16×16 in an 8×8 scan
     { key: 'cell-3', value: badRef }, // 5: file reference, wrong checksum
     { key: 'cell-3', value: goodRef }, // 6: file reference, right
-    good(3), // 7
+    // 7: a file outside the file roots, the length it has, a digest guessed at
+    {
+      key: 'cell-3',
+      value: encodeSlice({ ...refSlice, pixels: { ...goodPixels, path: join(base, 'secret', 'key.bin') } }),
+    },
+    good(3), // 8
   ]);
-  const { events, slices } = follow(t, kafka, { topic });
+  const { events, slices } = follow(t, kafka, { topic, fileRoots: [dir] });
   await waitFor('the scan end', () => events.some((e) => e.type === 'scan-end'));
   t.same(
     slices().map((e) => (e.type === 'slice' ? e.z : -1)),
@@ -183,16 +187,16 @@ t.test('poison messages go to the dead-letter topic with their error; the rest f
   t.same(Array.from(fromRef?.type === 'slice' ? (fromRef.image?.data ?? []) : []), Array.from(pixels.data));
   t.equal(
     events.filter((e) => e.type === 'error').length,
-    4,
+    5,
     'each poison message is reported to the pipeline',
   );
 
-  const dead = await readTopic({ brokers: kafka.brokers, topic: `${topic}.dlq`, count: 4 });
-  t.equal(dead.length, 4);
+  const dead = await readTopic({ brokers: kafka.brokers, topic: `${topic}.dlq`, count: 5 });
+  t.equal(dead.length, 5);
   const header = (m: (typeof dead)[number], name: string) => m.headers?.[name]?.toString();
   t.same(
     dead.map((m) => header(m, 'xct-source-offset')).sort(),
-    ['1', '2', '4', '5'],
+    ['1', '2', '4', '5', '7'],
     'source offsets of the poison messages',
   );
   for (const m of dead) {
@@ -206,6 +210,8 @@ t.test('poison messages go to the dead-letter topic with their error; the rest f
   t.match(errorAt('2'), /pixels|truncated|bytes/);
   t.match(errorAt('4'), /16×16, the scan's slices are 8×8/);
   t.match(errorAt('5'), /SHA-256/);
+  t.notMatch(errorAt('5'), createHash('sha256').update(bytes).digest('hex'), 'no digest of the bytes read');
+  t.match(errorAt('7'), /key\.bin: the slice message's file reference is outside the file roots/);
   t.same(
     dead.find((m) => header(m, 'xct-source-offset') === '1')?.value?.toString(),
     'not a slice at all',
