@@ -4,7 +4,9 @@ import { OutputError } from '../errors.ts';
 
 /**
  * The alert ids a scan has emitted, one per line, each appended and synced once every sink has
- * acknowledged the alert. A restarted daemon reads it to emit nothing twice. A crash between a
+ * acknowledged the alert (the daemon writes a refusing sink again until it does; stopped before,
+ * it leaves the id out, so the next start emits the alert). A restarted daemon reads it to emit
+ * nothing twice. A crash between a
  * sink's acknowledgement and the append (microseconds) is the one window in which an alert can be
  * emitted again after a restart, under the same id, so consumers can still drop it.
  */

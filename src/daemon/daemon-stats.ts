@@ -27,6 +27,12 @@ export class DaemonStats {
   slicesResumed = 0;
   /** Alerts not sent again because the scan's journal says they were already emitted. */
   alertsSuppressed = 0;
+  /** Alert writes a sink refused and that were tried again. */
+  sinkRetries = 0;
+  /** Alerts a sink refused and that wait to be written again now: above 0, a sink is out. */
+  alertsRetrying = 0;
+  /** Alerts no sink retry got through before the daemon stopped: not journaled, emitted on the next start. */
+  alertsUnacknowledged = 0;
   patches = 0;
   batches = 0;
   inferenceMs = 0;

@@ -33,10 +33,18 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      const ready = options.ready();
+      // A sink refusing alerts makes the daemon not ready: its scans wait until the sink is back.
+      const retrying = options.stats.alertsRetrying;
+      const ready = options.ready() && retrying === 0;
       res
         .writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' })
-        .end(ready ? 'ready\n' : 'starting\n');
+        .end(
+          ready
+            ? 'ready\n'
+            : retrying > 0
+              ? `not ready: ${retrying} alert(s) waiting for a sink that refuses them\n`
+              : 'starting\n',
+        );
     } else if (path === '/metrics') {
       res
         .writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
@@ -128,6 +136,17 @@ export function renderMetrics(stats: DaemonStats): string {
     'xct_alerts_suppressed_total',
     'Alerts not sent again after a restart: the journal says they were.',
     stats.alertsSuppressed,
+  );
+  counter('xct_sink_retries_total', 'Alert writes a sink refused, tried again.', stats.sinkRetries);
+  gauge(
+    'xct_alerts_retrying',
+    'Alerts a sink refused, waiting to be written again (above 0: a sink is out, the scan waits; /readyz says so).',
+    stats.alertsRetrying,
+  );
+  counter(
+    'xct_alerts_unacknowledged_total',
+    'Alerts not acknowledged when the daemon stopped: left out of the journal, emitted again on the next start.',
+    stats.alertsUnacknowledged,
   );
   metric(
     'xct_errors_total',

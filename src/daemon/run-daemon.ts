@@ -54,6 +54,14 @@ export interface DaemonOptions {
    * `delayMs`, 2·`delayMs`, … in between. Only then is it reported and skipped.
    */
   decodeRetry?: { attempts?: number; delayMs?: number };
+  /**
+   * An alert a sink refuses is written to it again, after `delayMs`, 2·`delayMs`, … up to
+   * `maxDelayMs` between tries (defaults 500 ms and 30 s), for as long as it takes: the scan waits
+   * (and with it the source's offsets), no alert is journaled before every sink has acknowledged
+   * it. Only the signal ends the retrying; such an alert stays out of the journal, so the next
+   * start emits it again.
+   */
+  sinkRetry?: { delayMs?: number; maxDelayMs?: number };
   /** Slices decoded or in the model at once: the bound on memory, whatever the writer's pace. */
   maxSlicesInFlight?: number;
   /**
@@ -149,6 +157,8 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
   const retryAttempts = o.decodeRetry?.attempts ?? 6;
   const retryDelayMs = o.decodeRetry?.delayMs ?? 250;
   const progressEvery = o.progressEvery ?? 16;
+  const sinkDelayMs = o.sinkRetry?.delayMs ?? 500;
+  const sinkMaxDelayMs = o.sinkRetry?.maxDelayMs ?? 30_000;
   const refs$ = new Subject<Ref>();
   const done$ = new Subject<void>();
   // A model that takes in the slices around each one sees slice z once z + 1 is there too.
@@ -304,6 +314,49 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       return s.monitor;
     };
 
+    /** Write one alert to one sink until it is acknowledged; false only when the signal ended it. */
+    const deliver = async (s: ScanState, alert: DendriteAlert, sink: AlertSink, index: number) => {
+      const where = { scanId: s.scanId, alertId: alert.alertId, sink: index };
+      let attempt = 0;
+      try {
+        for (; ; attempt++) {
+          try {
+            await sink.write(alert);
+            if (attempt > 0)
+              log.info(
+                where,
+                `alert ${alert.alertId} acknowledged by sink ${index} after ${attempt} retries`,
+              );
+            return true;
+          } catch (err) {
+            if (attempt === 0) stats.alertsRetrying++;
+            stats.error('sink');
+            if (o.signal?.aborted) {
+              stats.alertsUnacknowledged++;
+              log.error(
+                { ...where, err },
+                `alert ${alert.alertId} of ${s.scanId} not acknowledged by sink ${index} (${describeError(err)}) and the daemon is stopping: not journaled, the next start emits it again`,
+              );
+              return false;
+            }
+            const wait = Math.min(sinkDelayMs * 2 ** Math.min(attempt, 30), sinkMaxDelayMs);
+            log[attempt === 0 ? 'error' : 'warn'](
+              { ...where, attempt: attempt + 1, err },
+              `alert sink ${index} failed (${describeError(err)}); alert ${alert.alertId} of ${s.scanId} is written again in ${wait} ms, the scan waits for it`,
+            );
+            stats.sinkRetries++;
+            try {
+              await sleep(wait, undefined, o.signal ? { signal: o.signal } : {});
+            } catch {
+              // Aborted: one last try, then the stopping branch above.
+            }
+          }
+        }
+      } finally {
+        if (attempt > 0) stats.alertsRetrying--;
+      }
+    };
+
     const emit = async (s: ScanState, alerts: DendriteAlert[]) => {
       for (const alert of alerts) {
         if (s.journal?.has(alert.alertId)) {
@@ -311,18 +364,11 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           log.debug({ scanId: s.scanId, alertId: alert.alertId }, 'alert already emitted before a restart');
           continue;
         }
-        for (const sink of o.sinks) {
-          try {
-            await sink.write(alert);
-          } catch (err) {
-            stats.error('sink');
-            log.error(
-              { scanId: s.scanId, alertId: alert.alertId, err },
-              `alert sink failed: ${describeError(err)}`,
-            );
-          }
-        }
+        let acknowledged = true;
+        for (const [index, sink] of o.sinks.entries())
+          if (!(await deliver(s, alert, sink, index))) acknowledged = false;
         if (alert.kind === 'dendrite') stats.alerts[alert.severity]++;
+        if (!acknowledged) continue;
         try {
           s.journal ??= await AlertJournal.open(journalPath(s));
           await s.journal.record(alert.alertId);
