@@ -249,7 +249,8 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       ...(view && { onSliceWritten: (slice, meta) => view.sliceDone(slice, meta.expectedSlices) }),
       ...(config.maxScans !== undefined && { maxScans: config.maxScans }),
       onScanComplete: (scan) => {
-        sliceSource?.scanDone(scan.scanId);
+        // A summary no sink acknowledged (stopped during an outage): the offsets wait for the next start.
+        if (scan.acknowledged) sliceSource?.scanDone(scan.scanId);
         completed.push(scan);
         say(
           `scan ${scan.scanId}: ${scan.slices} slices → ${scan.zarrPath}${scan.failed ? ` (FAILED: ${scan.failed})` : ''}\n`,

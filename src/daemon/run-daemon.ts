@@ -92,6 +92,8 @@ export interface CompletedScan {
   missing: number[];
   summary: DendriteAlert;
   failed: string | undefined;
+  /** Whether every sink acknowledged the summary (false only when stopped during an outage). */
+  acknowledged: boolean;
 }
 
 interface ScanState {
@@ -281,7 +283,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         s.monitor = undefined;
         // A scan an earlier run completed has announced it already.
         const announced = s.journal?.has(summary.alertId) === true;
-        await emit(s, [summary]);
+        const acknowledged = await emit(s, [summary]);
         if (!announced) await scanEvent(s, 'completed', { reason: s.endReason ?? null, summary });
         stats.scansCompleted++;
         log.info(
@@ -295,6 +297,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           missing: s.missing,
           summary,
           failed: s.failed,
+          acknowledged,
         });
         maybeStop();
       });
@@ -357,7 +360,9 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       }
     };
 
-    const emit = async (s: ScanState, alerts: DendriteAlert[]) => {
+    /** Emit and journal; false when an alert went unacknowledged (the daemon is stopping). */
+    const emit = async (s: ScanState, alerts: DendriteAlert[]): Promise<boolean> => {
+      let all = true;
       for (const alert of alerts) {
         if (s.journal?.has(alert.alertId)) {
           stats.alertsSuppressed++;
@@ -368,7 +373,10 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         for (const [index, sink] of o.sinks.entries())
           if (!(await deliver(s, alert, sink, index))) acknowledged = false;
         if (alert.kind === 'dendrite') stats.alerts[alert.severity]++;
-        if (!acknowledged) continue;
+        if (!acknowledged) {
+          all = false;
+          continue;
+        }
         try {
           s.journal ??= await AlertJournal.open(journalPath(s));
           await s.journal.record(alert.alertId);
@@ -377,6 +385,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           log.error({ scanId: s.scanId, alertId: alert.alertId, err }, describeError(err));
         }
       }
+      return all;
     };
 
     /** A `started` or `progress` event to the sinks that publish scan events. */
@@ -643,9 +652,13 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           s.announced = true;
           await scanEvent(s, 'started');
         }
+        let unacknowledged = false;
         if (slice.z > s.monitorZ) {
           s.monitorZ = slice.z;
-          await emit(s, monitorFor(s, zarrPath).addSlice({ ...slice, prob: storedProb }, s.acquired));
+          // Stopped while a sink refused one of its alerts: the slice is not done, so a Kafka
+          // source does not commit past it and the next start takes the scan up again.
+          if (!(await emit(s, monitorFor(s, zarrPath).addSlice({ ...slice, prob: storedProb }, s.acquired))))
+            unacknowledged = true;
         } else {
           log.warn(
             { scanId: s.scanId, slice: slice.z },
@@ -659,6 +672,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         stats.latenciesMs.push(at - slice.readyAt);
         stats.latencySeconds.observe((at - slice.readyAt) / 1000);
         if (stats.latenciesMs.length > 100_000) stats.latenciesMs.splice(0, 50_000);
+        if (unacknowledged) return;
         o.onSliceDone?.({
           scanId: slice.scanId,
           z: slice.z,

@@ -58,7 +58,7 @@ async function runOnce(
   watch: string,
   out: string,
   sinks: AlertSink[],
-  extra: { signal?: AbortSignal; stats?: DaemonStats } = {},
+  extra: { signal?: AbortSignal; stats?: DaemonStats; onSliceDone?: (s: { z: number }) => void } = {},
 ) {
   return runDaemon({
     source: watchFolder(watch, { stabilityMs: 50, pollMs: 20 }),
@@ -138,7 +138,12 @@ t.test('stopped while a sink refuses: the alert is not journaled, the next start
     if (n === 2) stop.abort();
   });
   const stats = new DaemonStats();
-  await runOnce(watch, join(root, 'out'), [good1, down], { signal: stop.signal, stats });
+  const done: number[] = [];
+  await runOnce(watch, join(root, 'out'), [good1, down], {
+    signal: stop.signal,
+    stats,
+    onSliceDone: (s) => done.push(s.z),
+  });
   await good1.close();
   await down.close();
   // The slices in flight when the signal came still finish: their alerts reach the working sink and
@@ -148,6 +153,10 @@ t.test('stopped while a sink refuses: the alert is not journaled, the next start
   t.same(first, expected.slice(0, first.length), 'in the undisturbed order');
   t.equal(stats.alertsUnacknowledged, first.length, 'each one the other sink refused is counted');
   t.same(await journalIds(join(root, 'out')), [], 'and none journaled');
+  t.ok(
+    done.length < stats.slicesOut,
+    `slices with a refused alert are not done (${done.length} of ${stats.slicesOut}): a Kafka source would not commit them`,
+  );
 
   // The next start, every sink working: the alert the journal lacks goes out, then the rest.
   const good2 = await createJsonlAlertSink(join(root, 'good-2.jsonl'));
