@@ -11,7 +11,7 @@
  * and its getImageCount() never returns on a cyclic IFD chain. The walk below is cheap (it reads
  * only IFDs, never pixels) and turns those cases into DecodeErrors that say what is wrong.
  */
-import { fromArrayBuffer } from 'geotiff';
+import { fromArrayBuffer, getDecoder } from 'geotiff';
 import { decode as decodeWithTiff } from 'tiff';
 import { DecodeError } from '../errors.ts';
 import { type Dtype, dtypeOf, type TypedArray } from './dtype.ts';
@@ -60,6 +60,7 @@ export async function decodeTiff(
       if (decoded?.data === undefined) throw new Error('tiff returned no raster');
       data = decoded.data;
     } else {
+      await checkCompressedBlocks(view, layout);
       const tiff = await fromArrayBuffer(asArrayBuffer(bytes), signal);
       const image = await tiff.getImage(page);
       const [band] = await image.readRasters({ samples: [0], signal });
@@ -84,6 +85,48 @@ export async function decodeTiff(
     );
   }
   return { width: layout.width, height: layout.height, dtype: layout.dtype, data };
+}
+
+/**
+ * Decode each compressed block with geotiff's own decoder before geotiff assembles the page, and
+ * refuse the page if a block decompresses short, or (LZW) if its codes run out before the end
+ * code: geotiff then fills the rest with whatever the codes gave, or zeros, and only prints a
+ * warning to the console; libtiff calls that "Not enough data". Only on geotiff's path (tiles,
+ * signed or 32-bit samples, PackBits, other predictors); image-js `tiff` throws on a short strip.
+ */
+async function checkCompressedBlocks(view: DataView, layout: ImageLayout): Promise<void> {
+  if (layout.compression === 1) return;
+  const decoder = await getDecoder(layout.compression, {
+    tileWidth: layout.width,
+    tileHeight: layout.height,
+    predictor: 1,
+    bitsPerSample: 8,
+    planarConfiguration: 1,
+  });
+  for (const [b, block] of layout.blocks.entries()) {
+    const start = view.byteOffset + block.offset;
+    const input = view.buffer.slice(start, start + block.count) as ArrayBuffer;
+    // geotiff's LZW decoding is synchronous and says "ran off the end" only through console.warn:
+    // caught here for exactly that call, so nothing else's output is touched.
+    let ranOff = false;
+    const warn = console.warn;
+    console.warn = () => {
+      ranOff = true;
+    };
+    let result: ArrayBufferLike | Promise<ArrayBufferLike>;
+    try {
+      result = decoder.decodeBlock(input);
+    } finally {
+      console.warn = warn;
+    }
+    const decoded = await result;
+    if (ranOff)
+      throw new Error(`${layout.kind} ${b}: its LZW codes run out before the end code (corrupt or cut short)`);
+    if (decoded.byteLength < block.bytes)
+      throw new Error(
+        `${layout.kind} ${b} decompresses to ${decoded.byteLength} bytes but needs ${block.bytes} (corrupt or cut short)`,
+      );
+  }
 }
 
 /** How many pages (IFDs) a TIFF holds; every page's structure is checked as in `decodeTiff`. */
@@ -178,6 +221,10 @@ interface ImageLayout {
   dtype: Dtype;
   /** Strips of unsigned 8/16-bit or float samples, uncompressed, LZW or deflate, no float predictor: image-js `tiff` reads it. */
   fast: boolean;
+  compression: number;
+  /** Each strip or tile: where its bytes are, and how many bytes it must decompress to. */
+  blocks: { offset: number; count: number; bytes: number }[];
+  kind: 'strip' | 'tile';
 }
 
 /** Compressions image-js `tiff` decodes: none, LZW, deflate (both tags). */
@@ -430,7 +477,12 @@ function checkImage(view: DataView, ifd: Ifd, index: number, path: string): Imag
     (format === 1
       ? (bits === 8 || bits === 16) && (predictor === 1 || predictor === 2)
       : format === 3 && (bits === 32 || bits === 64) && predictor === 1);
-  return { width, height, dtype, fast };
+  const list = Array.from({ length: blocks }, (_, b) => ({
+    offset: offsets[b]!,
+    count: counts[b]!,
+    bytes: blockBytes(b),
+  }));
+  return { width, height, dtype, fast, compression, blocks: list, kind };
 }
 
 function dtypeFor(format: number, bits: number): Dtype | undefined {

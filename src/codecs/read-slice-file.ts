@@ -59,8 +59,20 @@ export async function readSliceFile(path: string, options: ReadSliceFileOptions 
     return decodeTiff(bytes, signal ? { path, signal } : { path });
   }
   const sidecarPath = path.slice(0, path.length - extname(path).length) + '.json';
-  const sidecar = parseSidecar(await readBytes(sidecarPath, signal, path), sidecarPath);
-  return decodeRaw(bytes, sidecar, path, sidecarPath);
+  return decodeRawSlice(bytes, await readBytes(sidecarPath, signal, path), path, sidecarPath);
+}
+
+/**
+ * A headerless `.raw` slice from its bytes and its sidecar's bytes (JSON: width, height, dtype,
+ * endianness?, offset?), as `readSliceFile` reads them. DecodeError names the file at fault.
+ */
+export function decodeRawSlice(
+  bytes: Uint8Array,
+  sidecarBytes: Uint8Array,
+  path: string,
+  sidecarPath: string,
+): DecodedImage {
+  return decodeRaw(bytes, parseSidecar(sidecarBytes, sidecarPath), path, sidecarPath);
 }
 
 async function readBytes(

@@ -98,6 +98,11 @@ export async function loadPipelineConfig(path: string): Promise<PipelineConfig> 
   } catch (cause) {
     throw new ConfigError(`${path}: cannot read the pipeline file`, { path }, { cause });
   }
+  return parsePipelineConfig(text, path);
+}
+
+/** A pipeline file's text, parsed and validated; `path` names it in errors. */
+export function parsePipelineConfig(text: string, path: string): PipelineConfig {
   let doc: unknown;
   try {
     doc = parseYaml(text);
