@@ -121,7 +121,9 @@ async function checkCompressedBlocks(view: DataView, layout: ImageLayout): Promi
     }
     const decoded = await result;
     if (ranOff)
-      throw new Error(`${layout.kind} ${b}: its LZW codes run out before the end code (corrupt or cut short)`);
+      throw new Error(
+        `${layout.kind} ${b}: its LZW codes run out before the end code (corrupt or cut short)`,
+      );
     if (decoded.byteLength < block.bytes)
       throw new Error(
         `${layout.kind} ${b} decompresses to ${decoded.byteLength} bytes but needs ${block.bytes} (corrupt or cut short)`,
