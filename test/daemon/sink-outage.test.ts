@@ -73,16 +73,19 @@ async function runOnce(
   });
 }
 
-t.test('an outage mid-scan: alerts wait and go out once, in order, when the sink is back', async (t) => {
-  const root = t.testdir({ watch: {}, ref: {}, out: {} });
+/** The scan on disk, and the alert ids an undisturbed run emits for it, in order. */
+async function reference(root: string) {
   const watch = join(root, 'watch');
   await runLiveScanner({ ...SCAN, out: watch });
-
-  // The reference: an undisturbed run.
   const refSink = await createJsonlAlertSink(join(root, 'ref.jsonl'));
   await runOnce(watch, join(root, 'ref'), [refSink]);
   await refSink.close();
-  const expected = await readIds(join(root, 'ref.jsonl'));
+  return { watch, expected: await readIds(join(root, 'ref.jsonl')) };
+}
+
+t.test('an outage mid-scan: alerts wait and go out once, in order, when the sink is back', async (t) => {
+  const root = t.testdir({ watch: {}, ref: {}, out: {} });
+  const { watch, expected } = await reference(root);
   t.ok(expected.length >= 2, `the scan raises alerts (${expected.length}), so the test means something`);
 
   const stats = new DaemonStats();
@@ -124,12 +127,7 @@ t.test('an outage mid-scan: alerts wait and go out once, in order, when the sink
 
 t.test('stopped while a sink refuses: the alert is not journaled, the next start emits it', async (t) => {
   const root = t.testdir({ watch: {}, ref: {}, out: {} });
-  const watch = join(root, 'watch');
-  await runLiveScanner({ ...SCAN, out: watch });
-  const refSink = await createJsonlAlertSink(join(root, 'ref.jsonl'));
-  await runOnce(watch, join(root, 'ref'), [refSink]);
-  await refSink.close();
-  const expected = await readIds(join(root, 'ref.jsonl'));
+  const { watch, expected } = await reference(root);
 
   // Two sinks: one that works throughout, one that is down until the daemon is stopped.
   const stop = new AbortController();

@@ -137,19 +137,6 @@ t.test('poison messages go to the dead-letter topic with their error; the rest f
   const file = join(dir, 'slice-2.raw');
   const bytes = littleEndianBytes(pixels.data);
   await writeFile(file, bytes);
-  const badRef = encodeSlice({
-    ...refSlice,
-    pixels: {
-      width: 8,
-      height: 8,
-      dtype: 'uint16',
-      endianness: 'little',
-      path: file,
-      offset: 0,
-      length: bytes.byteLength,
-      sha256: '0'.repeat(64),
-    },
-  });
   const goodPixels = {
     width: 8,
     height: 8,
@@ -160,6 +147,7 @@ t.test('poison messages go to the dead-letter topic with their error; the rest f
     length: bytes.byteLength,
     sha256: createHash('sha256').update(bytes).digest('hex'),
   } as const;
+  const badRef = encodeSlice({ ...refSlice, pixels: { ...goodPixels, sha256: '0'.repeat(64) } });
   const goodRef = encodeSlice({ ...refSlice, pixels: goodPixels });
   await produce(kafka.brokers, topic, [
     good(0), // offset 0
