@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { type AlertRules, DEFAULT_ALERT_RULES, resolveAlertRules } from '../alerts/alert-rules.ts';
 import { ConfigError } from '../errors.ts';
 import { PROVIDERS, type Provider } from '../inference/open-onnx-session.ts';
@@ -103,11 +103,25 @@ export async function loadPipelineConfig(path: string): Promise<PipelineConfig> 
 
 /** A pipeline file's text, parsed and validated; `path` names it in errors. */
 export function parsePipelineConfig(text: string, path: string): PipelineConfig {
+  // Silent: the YAML library would print its warnings to stderr, between the daemon's JSON logs.
+  // A warning (an ambiguous alias, say) means the file may not say what its author meant: refused.
+  const parsed = parseDocument(text, { logLevel: 'silent' });
+  const problem = parsed.errors[0] ?? parsed.warnings[0];
+  if (problem !== undefined)
+    throw new ConfigError(
+      `${path}: not valid YAML: ${problem.message.split('\n')[0]}`,
+      { path },
+      { cause: problem },
+    );
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = parsed.toJS({ maxAliasCount: 100 });
   } catch (cause) {
-    throw new ConfigError(`${path}: not valid YAML`, { path }, { cause });
+    throw new ConfigError(
+      `${path}: not valid YAML: ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
+      { path },
+      { cause },
+    );
   }
   return validatePipelineConfig(doc, path);
 }

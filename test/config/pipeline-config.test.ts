@@ -1,7 +1,11 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { loadPipelineConfig, validatePipelineConfig } from '../../src/config/pipeline-config.ts';
+import {
+  loadPipelineConfig,
+  parsePipelineConfig,
+  validatePipelineConfig,
+} from '../../src/config/pipeline-config.ts';
 
 t.test('every shipped pipeline file validates', async (t) => {
   const dir = new URL('../../pipelines/', import.meta.url).pathname;
@@ -121,6 +125,32 @@ t.test('Kafka source and sink: defaults for topics and group', async (t) => {
       scanEventsTopic: 'xct.scan-events',
     },
   ]);
+});
+
+t.test('found by the fuzzer: YAML warnings are refused with the line, not printed', async (t) => {
+  const printed: string[] = [];
+  const onWarning = (w: Error) => void printed.push(w.message);
+  process.on('warning', onWarning);
+  t.teardown(() => void process.off('warning', onWarning));
+  // An alias followed by ':' in a flow sequence: the YAML library only warns, on stderr.
+  t.throws(() => parsePipelineConfig('a: &a [x]\nsource: { folder: { path: [*a: 1] } }\n', 'amb.yaml'), {
+    code: 'ERR_CONFIG',
+    message: /amb\.yaml: not valid YAML: .*at line 2, column/,
+  });
+  // An alias bomb: refused, never expanded.
+  const bomb = ['a: &a [x, x, x, x, x, x, x, x, x]']
+    .concat(
+      ['b', 'c', 'd', 'e', 'f', 'g'].map(
+        (k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefg'[i]}`).join(', ')}]`,
+      ),
+    )
+    .join('\n');
+  t.throws(() => parsePipelineConfig(bomb, 'bomb.yaml'), {
+    code: 'ERR_CONFIG',
+    message: /bomb\.yaml: not valid YAML: .*alias/i,
+  });
+  await new Promise((r) => setImmediate(r));
+  t.same(printed, [], 'no warning reached the process');
 });
 
 t.test('a file that is not YAML or not there is named', async (t) => {

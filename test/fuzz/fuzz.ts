@@ -66,6 +66,10 @@ async function work(job: Job): Promise<void> {
   // A decoder that prints (to stdout, where the daemon may write JSON-lines alerts, or to stderr
   // between the JSON logs) is a finding too.
   let printed = '';
+  // process.emitWarning too (the YAML library warns that way).
+  process.emitWarning = ((warning: string | Error) => {
+    printed += `${String(warning)}\n`;
+  }) as typeof process.emitWarning;
   for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const)
     console[method] = (...args: unknown[]) => {
       printed += `${args.map(String).join(' ')}\n`;
