@@ -92,17 +92,15 @@ t.test('a live scan in the browser: slices rise, an alert appears, a click shows
   t.equal(await page.textContent('#z'), String(z));
   t.ok(await page.isVisible('#box'), 'its box is drawn');
   // Both images load on their own: wait for each (a busy machine may take seconds), then check.
-  await page
-    .waitForFunction(
-      () =>
-        ['image', 'mipxz'].every((id) => {
-          const img = document.getElementById(id) as HTMLImageElement;
-          return img.complete && img.naturalWidth === 128;
-        }),
-      undefined,
-      { timeout: 60_000 },
-    )
-    .catch(() => undefined);
+  await page.waitForFunction(
+    () =>
+      ['image', 'mipxz'].every((id) => {
+        const img = document.getElementById(id) as HTMLImageElement;
+        return img.complete && img.naturalWidth === 128;
+      }),
+    undefined,
+    { timeout: 60_000 },
+  );
   t.equal(
     await page.evaluate(() => (document.getElementById('mipxz') as HTMLImageElement).naturalWidth),
     128,
