@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, realpath, stat } from 'node:fs/promises';
+import { open, realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { SliceFileRef } from '../codecs/avro-slice.ts';
 import { decodeSlicePixels } from '../codecs/avro-slice-pixels.ts';
@@ -61,9 +61,8 @@ export async function readSliceFileRef(
         `${path}: leads (by a symlink) to a file outside the file roots (${roots.join(', ')}); not read`,
         context,
       );
-    if (!(await stat(real)).isFile())
-      throw new DecodeError(`${path}: is not a regular file; not read`, context);
-    // O_NOFOLLOW|O_NONBLOCK: a file swapped for a symlink or a FIFO since the checks is not read.
+    // O_NOFOLLOW: a file swapped for a symlink since the check is not opened; O_NONBLOCK: opening a
+    // FIFO does not wait for a writer. What was opened must then be a regular file.
     handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     if (!(await handle.stat()).isFile())
       throw new DecodeError(`${path}: is not a regular file; not read`, context);
