@@ -19,8 +19,11 @@ export interface LiveScanOptions extends PhantomOptions {
   rate: number;
   writeMode?: WriteMode;
   signal?: AbortSignal;
-  /** Called after each slice file is complete on disk. */
-  onSlice?: (event: { z: number; path: string; lagMs: number }) => void;
+  /**
+   * Called after each slice file is complete on disk, and awaited: a consumer may hold the scanner
+   * back (a test keeping it a few slices ahead of the daemon, whatever either's speed).
+   */
+  onSlice?: (event: { z: number; path: string; lagMs: number }) => unknown;
 }
 
 export interface LiveScanResult {
@@ -106,7 +109,7 @@ export async function runLiveScanner(options: LiveScanOptions): Promise<LiveScan
     const path = join(scanDir, sliceFileName(z));
     if (writeMode === 'rename') await writeAtomically(path, bytes);
     else await writeGrowing(path, bytes, 1000 / rate / 2, signal);
-    options.onSlice?.({ z, path, lagMs });
+    await options.onSlice?.({ z, path, lagMs });
   }
 
   const truthPath = join(options.out, `${scanId}.truth.tif`);
