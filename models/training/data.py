@@ -4,6 +4,7 @@ On-disk format (written by `xct-sentinel simulate --dataset DIR --patches N`):
   images.npy  float32 (N,128,128), normalised per slice (~0..1)
   masks.npy   uint8   (N,128,128), 1 = dendrite
   labels.npy  uint8   (N,128,128), 0 bg, 1 dendrite, 2 pit, 3 gas bubble (optional here)
+  habits.npy  uint8   (N,128,128), a dendrite voxel's habit: 1 tree, 2 mossy, 3 needle (optional)
   index.json  {"patchSize", "count", "seeds", "normalization", "patches": [{"scanSeed", "z", "y", "x", "kind"}]}
 
 The split is by scan seed, never by patch: neighbouring patches of one scan share
@@ -37,6 +38,10 @@ class PatchDataset:
         self.masks = np.load(os.path.join(root, "masks.npy"), mmap_mode="r")
         labels_path = os.path.join(root, "labels.npy")
         self.labels = np.load(labels_path, mmap_mode="r") if os.path.exists(labels_path) else None
+        habits_path = os.path.join(root, "habits.npy")
+        self.habits = np.load(habits_path, mmap_mode="r") if os.path.exists(habits_path) else None
+        if self.habits is not None and self.habits.shape != self.images.shape:
+            raise ValueError(f"{root}: habits.npy shape {self.habits.shape} differs from images.npy {self.images.shape}")
         n = self.images.shape[0]
         if self.masks.shape != self.images.shape or (self.labels is not None and self.labels.shape != self.images.shape):
             raise ValueError(f"{root}: images/masks/labels shapes differ")
@@ -75,24 +80,32 @@ class PatchDataset:
         idx = np.arange(len(self))
         return idx[~is_val], idx[is_val], info
 
-    def batch(self, indices: np.ndarray, with_labels: bool = False):
-        """Tensors (B,1,H,W) float32 image, float32 mask [, int64 labels] for `indices`."""
+    def batch(self, indices: np.ndarray, with_labels: bool = False, with_habits: bool = False):
+        """Tensors (B,1,H,W) float32 image, float32 mask [, int64 labels] [, float32 habits] for `indices`.
+
+        Habits are 0 where the dataset has no habits.npy.
+        """
         order = np.sort(indices)  # sorted reads are friendlier to the memory map
         img = torch.from_numpy(np.ascontiguousarray(self.images[order], dtype=np.float32)).unsqueeze(1)
         mask = torch.from_numpy(np.ascontiguousarray(self.masks[order], dtype=np.float32)).unsqueeze(1)
-        if not with_labels:
-            return img, mask
-        lab = self.labels[order] if self.labels is not None else np.zeros(img.shape[:1] + img.shape[2:], np.uint8)
-        return img, mask, torch.from_numpy(np.ascontiguousarray(lab, dtype=np.int64)).unsqueeze(1)
+        out = [img, mask]
+        blank = lambda: np.zeros(img.shape[:1] + img.shape[2:], np.uint8)  # noqa: E731
+        if with_labels:
+            lab = self.labels[order] if self.labels is not None else blank()
+            out.append(torch.from_numpy(np.ascontiguousarray(lab, dtype=np.int64)).unsqueeze(1))
+        if with_habits:
+            hab = self.habits[order] if self.habits is not None else blank()
+            out.append(torch.from_numpy(np.ascontiguousarray(hab, dtype=np.float32)).unsqueeze(1))
+        return tuple(out)
 
     def batches(self, indices: np.ndarray, batch_size: int, rng: np.random.Generator | None = None,
-                drop_last: bool = False, with_labels: bool = False):
+                drop_last: bool = False, with_labels: bool = False, with_habits: bool = False):
         """Iterate over `indices` in batches; shuffled when `rng` is given."""
         idx = rng.permutation(indices) if rng is not None else np.asarray(indices)
         # Dropping the ragged last batch keeps BatchNorm away from batches of one.
         stop = len(idx) - (len(idx) % batch_size if drop_last and len(idx) >= batch_size else 0)
         for i in range(0, stop, batch_size):
-            yield self.batch(idx[i : i + batch_size], with_labels)
+            yield self.batch(idx[i : i + batch_size], with_labels, with_habits)
 
 
 @dataclass

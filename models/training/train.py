@@ -54,6 +54,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-val", type=int, default=0, help="validate on at most this many patches (0 = all)")
     ap.add_argument("--dice-weight", type=float, default=0.0,
                     help="add this times a soft Dice loss (pooled over the batch) to the cross-entropy")
+    ap.add_argument("--needle-weight", type=float, default=1.0,
+                    help="cross-entropy weight of a needle voxel (habits.npy habit 3) against 1 for the rest")
+    ap.add_argument("--select-needle-weight", type=float, default=0.0,
+                    help="keep the checkpoint with the best val Dice + this x val needle voxel recall (default: Dice alone)")
+    ap.add_argument("--epoch-patches", type=int, default=0,
+                    help="an epoch is this many training patches drawn at random (0: all of them), so a short phase still validates")
+    ap.add_argument("--freeze-bn", action="store_true",
+                    help="keep BatchNorm layers in eval mode (their affine parts still learn): needed to continue "
+                         "a checkpoint read back from ONNX (onnx_to_torch.py), whose BatchNorm statistics were folded away")
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -78,7 +87,9 @@ def evaluate(model: torch.nn.Module, ds: PatchDataset, idx: np.ndarray, batch: i
     tp_all = fp_all = fn_all = 0
     miou, mdsc = [], []
     conf_fp = conf_n = 0
-    for img, mask, lab in ds.batches(idx, batch, with_labels=True):
+    habit_tp = {1: 0, 2: 0, 3: 0}
+    habit_n = {1: 0, 2: 0, 3: 0}
+    for img, mask, lab, hab in ds.batches(idx, batch, with_labels=True, with_habits=True):
         img, mask = img.to(device), mask.to(device)
         logits = model.forward_logits(img)
         loss_sum += F.binary_cross_entropy_with_logits(logits, mask, reduction="sum").item()
@@ -101,6 +112,11 @@ def evaluate(model: torch.nn.Module, ds: PatchDataset, idx: np.ndarray, batch: i
         conf = lab.flatten(1) >= 2
         conf_fp += (pred & conf).sum().item()
         conf_n += conf.sum().item()
+        hab = hab.flatten(1)
+        for code in habit_tp:
+            sel = hab == code
+            habit_tp[code] += (pred & sel).sum().item()
+            habit_n[code] += sel.sum().item()
     den = 2 * tp_all + fp_all + fn_all
     return {
         "loss": loss_sum / max(n_pix, 1),
@@ -109,13 +125,17 @@ def evaluate(model: torch.nn.Module, ds: PatchDataset, idx: np.ndarray, batch: i
         "mIoU": float(np.concatenate(miou).mean()) if miou else float("nan"),
         "mDSC": float(np.concatenate(mdsc).mean()) if mdsc else float("nan"),
         "confounderFpRate": conf_fp / conf_n if conf_n else None,
+        # Share of each habit's truth voxels predicted dendrite (None without habits.npy).
+        **{f"{name}Recall": (habit_tp[code] / habit_n[code] if habit_n[code] else None)
+           for code, name in ((1, "tree"), (2, "mossy"), (3, "needle"))},
         "patches": int(len(idx)),
     }
 
 
-def training_loss(logits: torch.Tensor, mask: torch.Tensor, dice_weight: float) -> torch.Tensor:
-    """Cross-entropy, plus `dice_weight` x (1 - soft Dice) pooled over every pixel of the batch."""
-    loss = F.binary_cross_entropy_with_logits(logits, mask)
+def training_loss(logits: torch.Tensor, mask: torch.Tensor, dice_weight: float,
+                  voxel_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy (weighted per voxel if `voxel_weight`), plus `dice_weight` x (1 - soft Dice) pooled over the batch."""
+    loss = F.binary_cross_entropy_with_logits(logits, mask, weight=voxel_weight)
     if dice_weight > 0:
         p = torch.sigmoid(logits)
         soft_dice = (2 * (p * mask).sum() + 1) / (p.sum() + mask.sum() + 1)
@@ -163,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(args.model, config).to(device)
     config = model.config  # the full config, defaults included
     previous = None
+    init_ckpt = None
     if args.init:
-        init = torch.load(args.init, map_location="cpu")
+        init = init_ckpt = torch.load(args.init, map_location="cpu")
         if init.get("model") != args.model or init.get("config") != config:
             print(f"error: --init {args.init} holds {init.get('model')} {init.get('config')}, not {args.model} {config}", file=sys.stderr)
             return 2
@@ -176,13 +197,28 @@ def main(argv: list[str] | None = None) -> int:
                 prev = json.load(f)
             previous = {k: prev.get(k) for k in ("wallTimeSeconds", "epochsDone", "steps", "best", "hardware", "hyperparameters", "previousRun")}
         previous = {"checkpoint": os.path.abspath(args.init), **(previous or {})}
+        if init.get("fromOnnx"):
+            previous["fromOnnx"] = init["fromOnnx"]
     n_params = count_parameters(model)
     peak_lr = args.lr if args.lr is not None else DEFAULT_LR[args.model]
     opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, weight_decay=args.weight_decay)
     aug_cfg = AugmentConfig()
     budget_s = args.time_budget_min * 60 if args.time_budget_min else None
     epochs = args.epochs if args.epochs is not None else (10**9 if budget_s else DEFAULT_EPOCHS)
-    steps_per_epoch = max(1, len(train_idx) // args.batch)
+    epoch_size = min(args.epoch_patches, len(train_idx)) if args.epoch_patches > 0 else len(train_idx)
+    steps_per_epoch = max(1, epoch_size // args.batch)
+    if args.needle_weight != 1 and ds.habits is None:
+        print(f"error: --needle-weight needs {args.data}/habits.npy (simulate --dataset writes it)", file=sys.stderr)
+        return 2
+    bn_layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if init_ckpt is not None and init_ckpt.get("foldedBatchNorm") and not args.freeze_bn:
+        print(f"error: --init {args.init} was read back from ONNX, its BatchNorm statistics folded away: "
+              "continue it with --freeze-bn", file=sys.stderr)
+        return 2
+
+    def score(metrics: dict) -> float:
+        """What the kept checkpoint is best at: val Dice, plus the needle term if asked for."""
+        return metrics["dice"] + args.select_needle_weight * (metrics.get("needleRecall") or 0.0)
     total_steps = epochs * steps_per_epoch
 
     hw = hardware(device)
@@ -214,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
             "trainPatches": int(len(train_idx)),
             "valPatches": int(len(val_idx)),
             "hyperparameters": {
-                "loss": "bce" if args.dice_weight <= 0 else f"bce+{args.dice_weight}*softdice", "optimizer": "AdamW", "schedule": "warmup+cosine", "peakLr": peak_lr,
+                "loss": ("bce" if args.needle_weight == 1 else f"bce(needle voxels x{args.needle_weight})")
+                + ("" if args.dice_weight <= 0 else f"+{args.dice_weight}*softdice"),
+                "freezeBatchNorm": args.freeze_bn, "epochPatches": args.epoch_patches or None,
+                "selection": "valDice" if not args.select_needle_weight else f"valDice+{args.select_needle_weight}*valNeedleRecall",
+                "optimizer": "AdamW", "schedule": "warmup+cosine", "peakLr": peak_lr,
                 "weightDecay": args.weight_decay, "warmupSteps": args.warmup_steps, "batch": args.batch,
                 "epochs": args.epochs, "timeBudgetMin": args.time_budget_min, "seed": args.seed,
                 "valFraction": args.val_fraction, "augment": None if args.no_augment else vars(aug_cfg),
@@ -232,14 +272,41 @@ def main(argv: list[str] | None = None) -> int:
         }
         atomic_write(json_path, lambda p: write_text(p, json.dumps(rec, indent=2) + "\n"))
 
+    def save_best(metrics: dict) -> None:
+        nonlocal best
+        best = {"epoch": epoch, "score": score(metrics), **{f"val{k[0].upper()}{k[1:]}": v for k, v in metrics.items()}}
+        ckpt = {
+            "model": args.model, "config": config, "state_dict": model.state_dict(),
+            "epoch": epoch, "metrics": best, "split": split, "parameters": n_params,
+            **({"foldedBatchNorm": init_ckpt["foldedBatchNorm"]} if init_ckpt and init_ckpt.get("foldedBatchNorm") else {}),
+        }
+        atomic_write(ckpt_path, lambda p: torch.save(ckpt, p))
+
+    if init_ckpt is not None:
+        # Where the phase starts, measured as every epoch is: it stays the kept checkpoint unless beaten.
+        start = evaluate(model, ds, val_idx, args.batch * 2, device)
+        history.append({"epoch": 0, "steps": 0, **{f"val{k[0].upper()}{k[1:]}": v for k, v in start.items()}})
+        save_best(start)
+        print(f"start   | val dice {start['dice']:.4f} mIoU {start['mIoU']:.4f} needle recall "
+              f"{start['needleRecall'] if start['needleRecall'] is None else round(start['needleRecall'], 4)}", flush=True)
+
     while epoch < epochs and not stop:
         model.train()
+        if args.freeze_bn:
+            for m in bn_layers:
+                m.eval()
         t_epoch = time.monotonic()
         loss_sum, seen = 0.0, 0
-        for img, mask in ds.batches(train_idx, args.batch, rng=rng, drop_last=True):
+        epoch_idx = rng.choice(train_idx, epoch_size, replace=False) if epoch_size < len(train_idx) else train_idx
+        for img, mask, hab in ds.batches(epoch_idx, args.batch, rng=rng, drop_last=True, with_habits=True):
             if not args.no_augment:
-                img, mask = augment(img, mask, aug_cfg, aug_gen)
+                # The habit map travels with the mask, so it gets exactly the same geometry.
+                img, both = augment(img, torch.cat([mask, hab], 1), aug_cfg, aug_gen)
+                mask, hab = both[:, :1], both[:, 1:]
             img, mask = img.to(device, non_blocking=True), mask.to(device, non_blocking=True)
+            weight = None
+            if args.needle_weight != 1:
+                weight = (1 + (args.needle_weight - 1) * (hab == 3).float()).to(device, non_blocking=True)
             elapsed = time.monotonic() - t_start
             progress = step / total_steps
             if budget_s:
@@ -247,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             lr = lr_at(step, progress, peak_lr, args.warmup_steps)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss = training_loss(model.forward_logits(img), mask, args.dice_weight)
+            loss = training_loss(model.forward_logits(img), mask, args.dice_weight, weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -274,19 +341,15 @@ def main(argv: list[str] | None = None) -> int:
             **{f"val{k[0].upper()}{k[1:]}": v for k, v in val.items()},
         }
         history.append(row)
-        improved = best is None or val["dice"] > best["valDice"]
+        improved = best is None or score(val) > best["score"]
         if improved:
-            best = {"epoch": epoch, **{f"val{k[0].upper()}{k[1:]}": v for k, v in val.items()}}
-            ckpt = {
-                "model": args.model, "config": config, "state_dict": model.state_dict(),
-                "epoch": epoch, "metrics": best, "split": split, "parameters": n_params,
-            }
-            atomic_write(ckpt_path, lambda p: torch.save(ckpt, p))
+            save_best(val)
         conf = val["confounderFpRate"]
+        needle = val["needleRecall"]
         print(
             f"epoch {epoch:3d} | train loss {row['trainLoss']:.4f} | val loss {val['loss']:.4f} "
             f"dice {val['dice']:.4f} mIoU {val['mIoU']:.4f} mDSC {val['mDSC']:.4f} "
-            f"conf-fp {'-' if conf is None else f'{conf:.4f}'} | lr {lr:.2e} | "
+            f"conf-fp {'-' if conf is None else f'{conf:.4f}'} needle {'-' if needle is None else f'{needle:.4f}'} | lr {lr:.2e} | "
             f"{train_patch_s} patches/s | {time.monotonic() - t_start:.0f} s{' *' if improved else ''}",
             flush=True,
         )

@@ -16,6 +16,7 @@ export const SIMULATE_HELP = `Usage:
                         [--rate SLICES_PER_S] [--dendrites N] [--write-mode rename|inplace] [--json]
   xct-sentinel simulate --kafka HOST:PORT[,HOST:PORT] [--topic T] [--pixels-dir DIR] [options of --out]
   xct-sentinel simulate --dataset DIR --patches N [--seed N] [--size N] [--slices N] [--neighbour-weight W]
+                        [--needle-fraction F]
   xct-sentinel simulate --preview FILE.png [--seed N] [--size N] [--slices N] [--dendrites N] [--slice Z]
 
 A synthetic X-ray CT scanner for Li|polymer|Li cells.
@@ -26,7 +27,9 @@ A synthetic X-ray CT scanner for Li|polymer|Li cells.
                   of inline pixels (for slices over the broker's message size limit)
   --dataset DIR   export --patches 128×128 training patches as .npy files with index.json;
                   --neighbour-weight W blends each patch's slice with its neighbours first, as the
-                  daemon does for a model card with that neighbourWeight (default 0)
+                  daemon does for a model card with that neighbourWeight (default 0);
+                  --needle-fraction F places that share of the patches on thin needle dendrites
+                  (default 0); habits.npy gives each dendrite voxel's habit (1 tree, 2 mossy, 3 needle)
   --preview FILE  render a slice and a side view, raw and with the ground truth outlined, as PNG
 
 Defaults: --seed 1 --size ${PHANTOM_DEFAULTS.size} --slices ${PHANTOM_DEFAULTS.slices} --rate 20 --dendrites ${PHANTOM_DEFAULTS.dendrites} --write-mode rename
@@ -50,6 +53,7 @@ const SPEC = {
   topic: { type: 'string' },
   'pixels-dir': { type: 'string' },
   'neighbour-weight': { type: 'string' },
+  'needle-fraction': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -90,6 +94,9 @@ export async function simulateCommand(args: readonly string[], ctx: CommandConte
       ...(values['neighbour-weight'] !== undefined && {
         // Any number here; exportDataset says which ones it takes.
         neighbourWeight: positiveOption(values, 'neighbour-weight', 0, Number.NEGATIVE_INFINITY),
+      }),
+      ...(values['needle-fraction'] !== undefined && {
+        needleFraction: positiveOption(values, 'needle-fraction', 0, Number.NEGATIVE_INFINITY),
       }),
       signal: ctx.signal,
       onProgress: (done, total) => ctx.progress(`dataset: ${done}/${total} patches`),

@@ -4,11 +4,14 @@ import { npyHeader } from '../codecs/encode-npy.ts';
 import { OutputError, UsageError } from '../errors.ts';
 import { modelInput } from '../operators/blend-neighbours.ts';
 import { DEFAULT_NORMALIZATION } from '../operators/normalize-slice.ts';
+import type { Morphology } from './grow-dendrite.ts';
 import { createPhantom, type Phantom } from './phantom.ts';
-import { LABEL, renderSlice } from './render-slice.ts';
+import { dendriteOwners, LABEL, renderSlice } from './render-slice.ts';
 import { Rng } from './rng.ts';
 
 export type PatchKind = 'dendrite' | 'pit' | 'bubble' | 'background';
+/** A patch placed on a thin needle dendrite (`--needle-fraction`), on top of the mix below. */
+export type DatasetPatchKind = PatchKind | 'needle';
 
 /**
  * The share of each kind of patch. Dendrites are rare by volume, so uniform sampling would give a
@@ -38,6 +41,12 @@ export interface DatasetOptions {
    * The patches (scans, places) are the same whatever the weight.
    */
   neighbourWeight?: number;
+  /**
+   * This share of the patches is placed on a needle dendrite's voxels, the rest by the mix (default
+   * 0: the same patches as before the option existed). Needles are a few voxels of a scan; a model
+   * trained on the plain mix sees too few of them to learn them.
+   */
+  needleFraction?: number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
@@ -49,13 +58,16 @@ export interface DatasetIndex {
   normalization: typeof DEFAULT_NORMALIZATION;
   neighbourWeight: number;
   mix: Record<PatchKind, number>;
-  files: { images: string; masks: string; labels: string };
-  patches: { scanSeed: number; z: number; y: number; x: number; kind: PatchKind }[];
+  needleFraction: number;
+  files: { images: string; masks: string; labels: string; habits: string };
+  patches: { scanSeed: number; z: number; y: number; x: number; kind: DatasetPatchKind }[];
 }
 
 /**
  * Export training patches: `images.npy` (N×P×P float32, normalized as the models expect),
- * `masks.npy` (N×P×P uint8, 1 = dendrite), `labels.npy` (N×P×P uint8, 0–3) and `index.json`.
+ * `masks.npy` (N×P×P uint8, 1 = dendrite), `labels.npy` (N×P×P uint8, 0–3), `habits.npy`
+ * (N×P×P uint8: the habit of the dendrite a dendrite voxel belongs to, 1 tree, 2 mossy, 3 needle;
+ * 0 elsewhere) and `index.json`.
  */
 export async function exportDataset(options: DatasetOptions): Promise<DatasetIndex> {
   const patchSize = options.patchSize ?? 128;
@@ -67,6 +79,11 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
   if (!(weight >= 0 && weight <= 1 / 3))
     throw new UsageError(`--neighbour-weight must be from 0 to 1/3, got ${weight}`, {
       option: '--neighbour-weight',
+    });
+  const needleFraction = options.needleFraction ?? 0;
+  if (!(needleFraction >= 0 && needleFraction <= 1))
+    throw new UsageError(`--needle-fraction must be from 0 to 1, got ${needleFraction}`, {
+      option: '--needle-fraction',
     });
   if (!Number.isInteger(total) || total < 1)
     throw new UsageError(`--patches must be an integer ≥ 1, got ${total}`, { option: '--patches' });
@@ -83,10 +100,11 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
     );
   }
   const pixels = patchSize * patchSize;
-  const files = { images: 'images.npy', masks: 'masks.npy', labels: 'labels.npy' };
+  const files = { images: 'images.npy', masks: 'masks.npy', labels: 'labels.npy', habits: 'habits.npy' };
   const images = await openNpy(join(dir, files.images), 'float32', [total, patchSize, patchSize]);
   const masks = await openNpy(join(dir, files.masks), 'uint8', [total, patchSize, patchSize]);
   const labelsOut = await openNpy(join(dir, files.labels), 'uint8', [total, patchSize, patchSize]);
+  const habitsOut = await openNpy(join(dir, files.habits), 'uint8', [total, patchSize, patchSize]);
 
   const index: DatasetIndex = {
     patchSize,
@@ -95,6 +113,7 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
     normalization: DEFAULT_NORMALIZATION,
     neighbourWeight: weight,
     mix: { ...PATCH_MIX },
+    needleFraction,
     files,
     patches: [],
   };
@@ -111,31 +130,51 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
           normalization: DEFAULT_NORMALIZATION,
         }),
       );
+      const habitCode = phantom.dendrites.map((d) => HABIT_CODE[d.morphology]);
+      const habitSlices = volume.map((s, z) => {
+        const owners = dendriteOwners(phantom, z, s.labels);
+        return Uint8Array.from(owners, (o) => (o === 0 ? 0 : (habitCode[o - 1] as number)));
+      });
       const where = locate(volume.map((s) => s.labels));
+      const needles = needleFraction > 0 ? locateHabit(habitSlices, HABIT_CODE.needle) : [];
       const take = Math.min(perScan, total - index.patches.length);
       for (let k = 0; k < take; k++) {
-        let kind = drawKind(rng);
-        if (kind !== 'background' && where[kind].length === 0) kind = 'background';
-        const { z, y, x } = placePatch(rng, kind, where, size, slices, patchSize);
+        // Drawn only when asked for, so a dataset without needle patches is the one it always was.
+        const onNeedle = needleFraction > 0 && rng.next() < needleFraction && needles.length > 0;
+        let kind: DatasetPatchKind = onNeedle ? 'needle' : drawKind(rng);
+        if (kind !== 'background' && kind !== 'needle' && where[kind].length === 0) kind = 'background';
+        const { z, y, x } = placePatch(
+          rng,
+          kind === 'needle' ? 'dendrite' : kind,
+          kind === 'needle' ? { ...where, dendrite: needles } : where,
+          size,
+          slices,
+          patchSize,
+        );
         const image = new Float32Array(pixels);
         const labels = new Uint8Array(pixels);
+        const habits = new Uint8Array(pixels);
         const src = normalized[z] as Float32Array;
         const lab = (volume[z] as { labels: Uint8Array }).labels;
+        const hab = habitSlices[z] as Uint8Array;
         for (let r = 0; r < patchSize; r++) {
-          image.set(src.subarray((y + r) * size + x, (y + r) * size + x + patchSize), r * patchSize);
-          labels.set(lab.subarray((y + r) * size + x, (y + r) * size + x + patchSize), r * patchSize);
+          const from = (y + r) * size + x;
+          image.set(src.subarray(from, from + patchSize), r * patchSize);
+          labels.set(lab.subarray(from, from + patchSize), r * patchSize);
+          habits.set(hab.subarray(from, from + patchSize), r * patchSize);
         }
         const mask = labels.map((l) => (l === LABEL.dendrite ? 1 : 0));
         await images.append(new Uint8Array(image.buffer));
         await masks.append(mask);
         await labelsOut.append(labels);
+        await habitsOut.append(habits);
         index.patches.push({ scanSeed, z, y, x, kind });
       }
       options.onProgress?.(index.patches.length, total);
       scanSeed++;
     }
   } finally {
-    await Promise.all([images.close(), masks.close(), labelsOut.close()]);
+    await Promise.all([images.close(), masks.close(), labelsOut.close(), habitsOut.close()]);
   }
   await writeFile(join(dir, 'index.json'), `${JSON.stringify(index)}\n`);
   return index;
@@ -160,6 +199,23 @@ export function datasetScan(scanSeed: number, size: number, slices: number): { p
 }
 
 type Where = Record<Exclude<PatchKind, 'background'>, number[]>;
+
+/** How `habits.npy` names a dendrite voxel's habit (0: not a dendrite voxel). */
+export const HABIT_CODE: Readonly<Record<Morphology, number>> = Object.freeze({
+  tree: 1,
+  mossy: 2,
+  needle: 3,
+});
+
+/** Flat voxel indices (z·size² + i) of every voxel whose habit code is `code`. */
+function locateHabit(habits: Uint8Array[], code: number): number[] {
+  const out: number[] = [];
+  habits.forEach((h, z) => {
+    const base = z * h.length;
+    for (let i = 0; i < h.length; i++) if (h[i] === code) out.push(base + i);
+  });
+  return out;
+}
 
 /** Flat voxel indices (z·size² + i) of every dendrite, pit and bubble voxel. */
 function locate(labels: Uint8Array[]): Where {

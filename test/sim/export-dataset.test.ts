@@ -5,7 +5,7 @@ import t from 'tap';
 import { blendNeighbours } from '../../src/operators/blend-neighbours.ts';
 import { normalizeSlice } from '../../src/operators/normalize-slice.ts';
 import { datasetScan, exportDataset } from '../../src/sim/export-dataset.ts';
-import { renderSlice } from '../../src/sim/render-slice.ts';
+import { dendriteOwners, renderSlice } from '../../src/sim/render-slice.ts';
 
 const numpyAvailable = (() => {
   try {
@@ -129,4 +129,69 @@ print(i.dtype, i.shape, m.dtype, m.shape, l.dtype, int(((l == 1) == (m == 1)).al
     dir,
   ]).toString();
   t.equal(out.trim(), 'float32 (6, 64, 64) uint8 (6, 64, 64) uint8 1 True');
+});
+
+t.test(
+  '--needle-fraction places patches on needles; habits.npy names each dendrite voxel’s habit',
+  async (t) => {
+    const dirs = t.testdir({ plain: {}, needles: {} });
+    const options = { patches: 40, seed: 700, size: 128, slices: 24, patchSize: 64, patchesPerScan: 20 };
+    const plain = await exportDataset({ ...options, dir: join(dirs, 'plain') });
+    const index = await exportDataset({ ...options, dir: join(dirs, 'needles'), needleFraction: 0.5 });
+    t.equal(plain.needleFraction, 0);
+    t.equal(index.needleFraction, 0.5);
+    t.notOk(
+      plain.patches.some((p) => p.kind === 'needle'),
+      'no needle patches unless asked for',
+    );
+    const needlePatches = index.patches.flatMap((p, k) => (p.kind === 'needle' ? [k] : []));
+    t.ok(needlePatches.length >= 10, `${needlePatches.length} of 40 patches placed on needles`);
+
+    const body = (b: Buffer) => b.subarray(10 + b.readUInt16LE(8));
+    const masks = body(await readFile(join(dirs, 'needles', 'masks.npy')));
+    const habits = body(await readFile(join(dirs, 'needles', 'habits.npy')));
+    t.equal(habits.length, masks.length);
+    let wrong = 0;
+    for (let i = 0; i < masks.length; i++) if ((habits[i] !== 0) !== (masks[i] === 1)) wrong++;
+    t.equal(wrong, 0, 'a habit exactly where the mask says dendrite');
+    t.ok(
+      [...new Set(habits)].every((h) => h <= 3),
+      'habit codes are 0–3',
+    );
+    // Each needle patch holds needle voxels of the scan's own needle dendrites, checked against the
+    // simulator's dendrite list: the owner of a voxel, its habit, from the phantom itself.
+    const per = 64 * 64;
+    for (const k of needlePatches) {
+      t.ok(habits.subarray(k * per, (k + 1) * per).includes(3), `patch ${k} holds needle voxels`);
+    }
+    const p = index.patches[needlePatches[0] as number] as {
+      scanSeed: number;
+      z: number;
+      y: number;
+      x: number;
+    };
+    const { phantom } = datasetScan(p.scanSeed, 128, 24);
+    const owners = dendriteOwners(phantom, p.z, renderSlice(phantom, p.z).labels);
+    const k = needlePatches[0] as number;
+    let checked = 0;
+    for (let r = 0; r < 64; r++)
+      for (let c = 0; c < 64; c++) {
+        const owner = owners[(p.y + r) * 128 + p.x + c] as number;
+        const h = habits[k * per + r * 64 + c] as number;
+        const want =
+          owner === 0
+            ? 0
+            : { tree: 1, mossy: 2, needle: 3 }[phantom.dendrites[owner - 1]?.morphology ?? 'tree'];
+        if (h !== want) wrong++;
+        checked++;
+      }
+    t.equal(wrong, 0, `patch ${k}: the habit of every one of ${checked} voxels is its owner dendrite's`);
+  },
+);
+
+t.test('--needle-fraction outside 0–1 is refused', async (t) => {
+  await t.rejects(exportDataset({ dir: t.testdir(), patches: 1, seed: 1, needleFraction: 1.5 }), {
+    code: 'ERR_USAGE',
+    context: { option: '--needle-fraction' },
+  });
 });
