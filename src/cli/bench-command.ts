@@ -11,8 +11,9 @@ import { describeLayout, loadModel } from '../inference/load-model.ts';
 import { runLiveScanner } from '../sim/live-scanner.ts';
 import { watchFolder } from '../sources/watch-folder.ts';
 import { LiveView } from '../view/live-view.ts';
+import { soak } from './bench-soak.ts';
 import type { CommandContext } from './command-context.ts';
-import { intOption, parseOptions, stringOption } from './parse-options.ts';
+import { intOption, parseOptions, stringOption, type Values } from './parse-options.ts';
 
 const SPEC = {
   model: { type: 'string' },
@@ -23,11 +24,16 @@ const SPEC = {
   sessions: { type: 'string' },
   json: { type: 'boolean' },
   view: { type: 'boolean' },
+  soak: { type: 'string' },
+  'per-scan': { type: 'string' },
+  every: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 export const BENCH_HELP = `Usage: xct-sentinel bench [--model tnet] [--size 512] [--slices 32] [--batch 16] [--threads 0] [--sessions 0] [--json]
        xct-sentinel bench --view     how fast the live view renders a 1024×1024 slice, its mask and a side view
+       xct-sentinel bench --soak N [--size 256] [--per-scan 100] [--every 1000] [--model tnet] [--json]
+                                     N slices through the daemon, scan after scan: RSS every 1000 slices
 
 Benchmarks the live pipeline on a fixed simulated scan (seed 4242):
   1. throughput: the whole scan already on disk, the daemon as fast as it drains: slices/s, patches/s;
@@ -48,6 +54,7 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
     return 0;
   }
   if (values.view) return benchView(ctx);
+  if (values.soak !== undefined) return benchSoak(values, ctx);
   const name = stringOption(values, 'model') ?? 'tnet';
   const size = intOption(values, 'size', 512, 128, 4096);
   const slices = intOption(values, 'slices', 32, 4, 4096);
@@ -193,6 +200,56 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
   } finally {
     await model.close();
     await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** `bench --soak N`: does the daemon's memory stay flat over many slices and scans? */
+async function benchSoak(values: Values, ctx: CommandContext): Promise<number> {
+  const slices = intOption(values, 'soak', 10_000, 1, 100_000_000);
+  const size = intOption(values, 'size', 256, 128, 4096);
+  const perScan = intOption(values, 'per-scan', 100, 2, 100_000);
+  const every = intOption(values, 'every', 1000, 1, 100_000_000);
+  const batch = intOption(values, 'batch', 16, 1, 1024);
+  const model = await loadModel(stringOption(values, 'model') ?? 'tnet', {
+    threads: intOption(values, 'threads', 0, 0, 1024),
+    sessions: intOption(values, 'sessions', 0, 0, 64),
+  });
+  try {
+    const report = await soak({
+      model,
+      slices,
+      size,
+      perScan,
+      every,
+      batch,
+      signal: ctx.signal,
+      progress: (line) => ctx.progress(line),
+    });
+    if (values.json) {
+      ctx.stdout.write(`${JSON.stringify({ model: model.identity, ...report })}\n`);
+    } else {
+      const rows = report.samples.map(
+        (s) =>
+          `| ${s.slices} | ${s.scansCompleted} | ${s.scansInMemory} | ${s.rssMiB.toFixed(0)} | ${s.heapUsedMiB.toFixed(0)} | ${s.externalMiB.toFixed(0)} |`,
+      );
+      ctx.stdout.write(
+        [
+          `soak: ${report.slices} slices of ${size}×${size}, ${perScan} a scan, ${model.identity.name} ${model.identity.version}, ${report.seconds.toFixed(0)} s`,
+          '',
+          '| slices | scans done | scans held | RSS MiB | heap MiB | external MiB |',
+          '|---|---|---|---|---|---|',
+          ...rows,
+          '',
+          Number.isNaN(report.rssSpread)
+            ? `RSS after warm-up: too few samples (one every ${every} slices) to say`
+            : `RSS after warm-up (from the second sample): largest / smallest = ${report.rssSpread.toFixed(3)}, ${report.flat ? 'flat (within 10%)' : 'NOT flat (more than 10%)'}`,
+        ].join('\n') + '\n',
+      );
+    }
+    // A figure for people to read, like the rest of the benchmark: the verdict is printed, not the exit status.
+    return 0;
+  } finally {
+    await model.close();
   }
 }
 

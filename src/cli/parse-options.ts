@@ -3,7 +3,7 @@ import { UsageError } from '../errors.ts';
 
 /** The shape `node:util` parseArgs takes, restricted to what our commands use. */
 export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
-type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+export type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
 /** Parse one command's arguments strictly: unknown flags and missing values are usage errors. */
 export function parseOptions(command: string, args: readonly string[], spec: OptionSpec, positionals = 0) {

@@ -49,6 +49,11 @@ export class DaemonStats {
   readonly batchSize = new Histogram([1, 2, 4, 8, 16, 32, 64, 128]);
   scansStarted = 0;
   scansCompleted = 0;
+  /**
+   * Scans whose state the daemon holds: those under way, and the last `finishedScansKept` finished
+   * ones (remembered so a slice that comes after its scan ended is told apart). Bounded over a long run.
+   */
+  scansInMemory = 0;
   /** Slices waiting at the gate or in flight, right now. */
   queued = 0;
   /** Of `queued`: slices held back until the slice after them is complete (neighbour blending). */

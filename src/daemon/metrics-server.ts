@@ -119,6 +119,11 @@ export function renderMetrics(stats: DaemonStats): string {
     'Scans completed (outputs flushed, summary emitted).',
     stats.scansCompleted,
   );
+  gauge(
+    'xct_scans_in_memory',
+    'Scans whose state the daemon holds: those under way (a finished scan is let go).',
+    stats.scansInMemory,
+  );
   gauge('xct_slices_queued', 'Slices waiting at the gate for a place in the pipeline.', stats.queued);
   gauge(
     'xct_slices_held',

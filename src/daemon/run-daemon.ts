@@ -166,6 +166,12 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
   // A model that takes in the slices around each one sees slice z once z + 1 is there too.
   const holdsSlices = model.neighbourWeight > 0;
   const neighbourWaitMs = o.neighbourWaitMs ?? 60_000;
+  /**
+   * Scans finished in this run: their state is let go (writer closed, buffers dropped) and only the
+   * id stays, so whatever a source says of such a scan later (a late or redelivered slice, a second
+   * scan-end) is told apart and ignored. An id is some tens of bytes: a plant's year of scans.
+   */
+  const finishedIds = new Set<string>();
 
   return new Promise<DaemonStats>((resolve, reject) => {
     let sourceSub: Subscription | undefined;
@@ -222,6 +228,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         };
         scans.set(scanId, s);
         stats.scansStarted++;
+        stats.scansInMemory = scans.size;
       }
       return s;
     };
@@ -263,7 +270,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       // A scan with slices left for the next start is not complete, whatever its source said.
       if (!s.ended || s.pending > 0 || s.finished || s.skipped > 0) return;
       s.finished = true;
-      // A finished scan's state stays (late slices are told apart); its pixels need not.
+      // Its pixels are not needed again; the rest goes once its outputs are complete.
       s.previous = undefined;
       s.lookahead = undefined;
       s.chain = s.chain.then(async () => {
@@ -299,6 +306,11 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           failed: s.failed,
           acknowledged,
         });
+        // Let go of the scan: its writer closes, its state goes; only its id stays (finishedIds).
+        finishedIds.add(s.scanId);
+        scans.delete(s.scanId);
+        stats.scansInMemory = scans.size;
+        await s.writer?.close();
         maybeStop();
       });
     };
@@ -746,6 +758,21 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
 
     sourceSub = o.source.subscribe({
       next: (event) => {
+        if (event.type !== 'error' && finishedIds.has(event.scanId)) {
+          // A finished scan is not started again by a late or redelivered event: its store and
+          // summary are complete, and a second summary would be a second alert.
+          if (event.type === 'slice')
+            log.warn(
+              { scanId: event.scanId, slice: event.z },
+              `slice ${event.z} arrived after scan ${event.scanId} ended; ignored`,
+            );
+          else
+            log.debug(
+              { scanId: event.scanId, event: event.type },
+              `${event.type} of finished scan ${event.scanId}; ignored`,
+            );
+          return;
+        }
         switch (event.type) {
           case 'scan-start':
           case 'scan-meta': {

@@ -41,3 +41,43 @@ t.test('bench --json on a small scan reports consistent figures', async (t) => {
     );
   t.ok(report.meanBatch >= 1 && report.peakRssMiB > 0, 'mean batch and peak RSS');
 });
+
+t.test('bench --soak: RSS every N slices over many scans, and finished scans are let go', async (t) => {
+  const r = await runCli(
+    [
+      'bench',
+      '--soak',
+      '12',
+      '--per-scan',
+      '4',
+      '--every',
+      '4',
+      '--size',
+      '128',
+      '--model',
+      'unet',
+      '--json',
+    ],
+    { timeoutMs: 240_000 },
+  );
+  t.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as {
+    slices: number;
+    samples: { slices: number; scansCompleted: number; scansInMemory: number; rssMiB: number }[];
+    rssSpread: number;
+    flat: boolean;
+  };
+  t.equal(report.slices, 12);
+  t.same(
+    report.samples.map((s) => s.slices),
+    [4, 8, 12],
+    'a sample every 4 slices',
+  );
+  t.ok(
+    report.samples.every((s) => s.scansInMemory <= 2 && s.rssMiB > 0),
+    `at most the scan under way and one finishing held (${report.samples.map((s) => s.scansInMemory).join(', ')})`,
+  );
+  const after = report.samples.slice(1).map((s) => s.rssMiB);
+  t.equal(report.rssSpread, Math.max(...after) / Math.min(...after), 'spread from the samples after warm-up');
+  t.equal(report.flat, report.rssSpread <= 1.1);
+});

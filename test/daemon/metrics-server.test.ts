@@ -113,6 +113,7 @@ t.test('/metrics after a scan: what the daemon counted, in Prometheus format', a
     'cumulative buckets',
   );
   t.equal(sampleValue(samples, 'xct_slices_queued'), 0);
+  t.equal(sampleValue(samples, 'xct_scans_in_memory'), 0, 'finished scans are let go');
   t.equal(sampleValue(samples, 'xct_slices_in_flight'), 0);
 });
 
