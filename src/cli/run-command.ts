@@ -214,6 +214,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
           fileRoots: kafkaSlices.fileRoots,
           maxInFlight: config.inference.maxSlicesInFlight * 2,
           held: () => stats.held,
+          onHealth: (problem) => stats.sourceHealth(problem),
         })
       : undefined;
     const source: Observable<SourceEvent> =

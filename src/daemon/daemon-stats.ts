@@ -61,6 +61,19 @@ export class DaemonStats {
   inFlight = 0;
   /** Why the source failed, when it did: the daemon finished what it had and stopped. */
   sourceError: string | undefined;
+  /**
+   * What keeps the source from reading right now (a broker down, a leaderless partition), while it
+   * retries; undefined when it reads. `/readyz` answers 503 with it.
+   */
+  sourceProblem: string | undefined;
+  /** Times the source stopped reading and had to recover (each problem after a healthy spell). */
+  sourceOutages = 0;
+
+  /** What a source reports of its health (KafkaSliceSourceOptions.onHealth): counts each outage once. */
+  sourceHealth(problem: string | undefined): void {
+    if (problem !== undefined && this.sourceProblem === undefined) this.sourceOutages++;
+    this.sourceProblem = problem;
+  }
 
   /**
    * What a source that paces itself on the daemon should wait for: slices queued or in flight, less

@@ -33,18 +33,18 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      // A sink refusing alerts makes the daemon not ready: its scans wait until the sink is back.
+      // A sink refusing alerts, or a source that cannot read, makes the daemon not ready: its scans
+      // wait until that is back. Both are said, so an operator knows which side is out.
       const retrying = options.stats.alertsRetrying;
-      const ready = options.ready() && retrying === 0;
+      const problems = [
+        ...(retrying > 0 ? [`${retrying} alert(s) waiting for a sink that refuses them`] : []),
+        ...(options.stats.sourceProblem !== undefined ? [`source: ${options.stats.sourceProblem}`] : []),
+      ];
+      const started = options.ready();
+      const ready = started && problems.length === 0;
       res
         .writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' })
-        .end(
-          ready
-            ? 'ready\n'
-            : retrying > 0
-              ? `not ready: ${retrying} alert(s) waiting for a sink that refuses them\n`
-              : 'starting\n',
-        );
+        .end(ready ? 'ready\n' : started ? `not ready: ${problems.join('; ')}\n` : 'starting\n');
     } else if (path === '/metrics') {
       res
         .writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
@@ -141,6 +141,16 @@ export function renderMetrics(stats: DaemonStats): string {
     'xct_alerts_suppressed_total',
     'Alerts not sent again after a restart: the journal says they were.',
     stats.alertsSuppressed,
+  );
+  gauge(
+    'xct_source_up',
+    'Whether the source reads (0 while it retries after a broker or partition fault; /readyz says why).',
+    stats.sourceProblem === undefined ? 1 : 0,
+  );
+  counter(
+    'xct_source_outages_total',
+    'Times the source stopped reading (a broker down, a leaderless partition) and recovered or is retrying.',
+    stats.sourceOutages,
   );
   counter('xct_sink_retries_total', 'Alert writes a sink refused, tried again.', stats.sinkRetries);
   gauge(

@@ -63,6 +63,13 @@ export interface KafkaSliceSourceOptions {
   retry?: { retries?: number; initialRetryTime?: number; maxRetryTime?: number };
   /** On close, how long to wait for slices in the pipeline to finish (and be committed). */
   drainTimeoutMs?: number;
+  /**
+   * Told when consuming fails and KafkaJS (or this source) restarts the consumer: a broker down, a
+   * partition without its leader, a rebalance the group answered with an error (`problem` says
+   * which); and told `undefined` once a fetch or a group join succeeds again. The daemon's
+   * readiness and metrics (DaemonStats.sourceProblem, sourceOutages) come from here.
+   */
+  onHealth?: (problem: string | undefined) => void;
 }
 
 /** What the daemon tells the source, so offsets are committed only for finished work. */
@@ -380,6 +387,14 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
   /** Consumer crashes since the last successful join; past MAX_RESTARTS the source fails. */
   let crashes = 0;
 
+  /** Whether the last word to `onHealth` was a problem (kept across consumers: a rejoin clears it). */
+  let unhealthy = false;
+  const health = (problem: string | undefined) => {
+    if (problem === undefined && !unhealthy) return;
+    unhealthy = problem !== undefined;
+    options.onHealth?.(problem);
+  };
+
   const startConsumer = async (sub: Subscriber<SourceEvent>) => {
     const c = client.consumer({
       groupId,
@@ -391,8 +406,18 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       maxBytesPerPartition: 64 * 1024 * 1024,
     });
     consumer = c;
+    // A fetch that came back, or a join: the broker answers again.
+    c.on(c.events.FETCH, () => health(undefined));
     c.on(c.events.CRASH, ({ payload }) => {
-      if (payload.restart || closing || consumer !== c) return;
+      if (closing || consumer !== c) return;
+      const problem = `consuming ${topic} failed: ${describeError(payload.error)}`;
+      if (payload.restart) {
+        // KafkaJS restarts the consumer itself after a retriable error (a broker down, a moved leader).
+        log.warn({ topic, groupId, err: payload.error }, `${problem}; KafkaJS restarts the consumer`);
+        health(problem);
+        return;
+      }
+      health(problem);
       // KafkaJS restarts itself after retriable errors only. A broker that answers a rebalance with
       // a non-retriable error (INVALID_REQUEST from a SyncGroup, seen with librdkafka's mock) would
       // otherwise leave the daemon running and reading nothing: rejoin with a new consumer. Slices
@@ -417,6 +442,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     });
     c.on(c.events.GROUP_JOIN, ({ payload }) => {
       crashes = 0;
+      health(undefined);
       const mine = new Set(payload.memberAssignment[topic] ?? []);
       // Partitions gone to another member: their uncommitted offsets are its to re-read.
       for (const partition of [...toCommit.keys()]) if (!mine.has(partition)) toCommit.delete(partition);

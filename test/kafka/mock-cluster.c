@@ -10,6 +10,8 @@
  *   errors APIKEY CODE [CODE...]     fail the next requests of that ApiKey with these codes
  *   down BROKER_ID | up BROKER_ID    take a broker down (disconnects clients) or back up
  *   rtt BROKER_ID MS                 delay that broker's responses
+ *   leader TOPIC PARTITION BROKER_ID make that broker the partition's leader
+ *   coordinator group GROUP BROKER_ID make that broker the group's coordinator
  *
  * It exits when stdin closes, so a test that dies never leaves a broker behind.
  */
@@ -99,6 +101,18 @@ int main(int argc, char **argv) {
                         char *ms = strtok_r(NULL, " \t\r\n", &save);
                         if (!id || !ms) { reply("error usage: rtt BROKER_ID MS"); continue; }
                         err = rd_kafka_mock_broker_set_rtt(mc, atoi(id), atoi(ms));
+                } else if (!strcmp(cmd, "leader")) {
+                        char *name = strtok_r(NULL, " \t\r\n", &save);
+                        char *part = strtok_r(NULL, " \t\r\n", &save);
+                        char *id = strtok_r(NULL, " \t\r\n", &save);
+                        if (!name || !part || !id) { reply("error usage: leader TOPIC PARTITION BROKER_ID"); continue; }
+                        err = rd_kafka_mock_partition_set_leader(mc, name, atoi(part), atoi(id));
+                } else if (!strcmp(cmd, "coordinator")) {
+                        char *type = strtok_r(NULL, " \t\r\n", &save);
+                        char *key = strtok_r(NULL, " \t\r\n", &save);
+                        char *id = strtok_r(NULL, " \t\r\n", &save);
+                        if (!type || !key || !id) { reply("error usage: coordinator group|transaction KEY BROKER_ID"); continue; }
+                        err = rd_kafka_mock_coordinator_set(mc, type, key, atoi(id));
                 } else {
                         reply("error unknown command");
                         continue;

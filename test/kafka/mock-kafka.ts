@@ -62,6 +62,12 @@ export interface MockKafka {
   pushRequestErrors(apiKey: number, codes: number[]): Promise<void>;
   setBrokerDown(id: number): Promise<void>;
   setBrokerUp(id: number): Promise<void>;
+  /** Delay every response of one broker (-1: all) by this many milliseconds. */
+  setRtt(id: number, ms: number): Promise<void>;
+  /** Make a broker the leader of one partition (the mock never moves leaders by itself). */
+  setLeader(topic: string, partition: number, id: number): Promise<void>;
+  /** Make a broker the coordinator of a consumer group. */
+  setGroupCoordinator(groupId: string, id: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -134,6 +140,9 @@ export async function startMockKafka(t: HasTeardown, options: { brokers?: number
     pushRequestErrors: (apiKey, codes) => command(`errors ${apiKey} ${codes.join(' ')}`),
     setBrokerDown: (id) => command(`down ${id}`),
     setBrokerUp: (id) => command(`up ${id}`),
+    setRtt: (id, ms) => command(`rtt ${id} ${ms}`),
+    setLeader: (topic, partition, id) => command(`leader ${topic} ${partition} ${id}`),
+    setGroupCoordinator: (groupId, id) => command(`coordinator group ${groupId} ${id}`),
     stop,
   };
 }
