@@ -243,6 +243,7 @@ async function benchSoak(values: Values, ctx: CommandContext): Promise<number> {
           Number.isNaN(report.rssSpread)
             ? `RSS after warm-up: too few samples (one every ${every} slices) to say`
             : `RSS after warm-up (from the second sample): largest / smallest = ${report.rssSpread.toFixed(3)}, ${report.flat ? 'flat (within 10%)' : 'NOT flat (more than 10%)'}`,
+          `scans held at the end: ${report.scansInMemoryAtEnd} (finished scans are let go)`,
         ].join('\n') + '\n',
       );
     }

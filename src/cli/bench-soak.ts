@@ -42,6 +42,8 @@ export interface SoakReport {
   rssSpread: number;
   /** Whether RSS stayed within 10% after warm-up, the soak's pass mark. */
   flat: boolean;
+  /** Scans the daemon still held when it was done: 0 when finished scans are let go. */
+  scansInMemoryAtEnd: number;
   seconds: number;
 }
 
@@ -145,6 +147,7 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
     samples,
     rssSpread,
     flat: rssSpread <= 1.1,
+    scansInMemoryAtEnd: stats.scansInMemory,
     seconds: (performance.now() - started) / 1000,
   };
 }

@@ -66,7 +66,7 @@ export interface KafkaSliceSourceOptions {
   /**
    * Told when consuming fails and KafkaJS (or this source) restarts the consumer: a broker down, a
    * partition without its leader, a rebalance the group answered with an error (`problem` says
-   * which); and told `undefined` once a fetch or a group join succeeds again. The daemon's
+   * which); and told `undefined` once a fetch succeeds again. The daemon's
    * readiness and metrics (DaemonStats.sourceProblem, sourceOutages) come from here.
    */
   onHealth?: (problem: string | undefined) => void;
@@ -406,7 +406,8 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       maxBytesPerPartition: 64 * 1024 * 1024,
     });
     consumer = c;
-    // A fetch that came back, or a join: the broker answers again.
+    // A fetch that came back (empty or not): the partitions' leaders answer again. Not a join:
+    // the group's coordinator may well answer while a leader is still down.
     c.on(c.events.FETCH, () => health(undefined));
     c.on(c.events.CRASH, ({ payload }) => {
       if (closing || consumer !== c) return;
@@ -442,7 +443,6 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     });
     c.on(c.events.GROUP_JOIN, ({ payload }) => {
       crashes = 0;
-      health(undefined);
       const mine = new Set(payload.memberAssignment[topic] ?? []);
       // Partitions gone to another member: their uncommitted offsets are its to re-read.
       for (const partition of [...toCommit.keys()]) if (!mine.has(partition)) toCommit.delete(partition);

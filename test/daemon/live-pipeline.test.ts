@@ -66,7 +66,13 @@ async function liveRun(
   let done = 0;
   const waiting: (() => void)[] = [];
   const daemon = runDaemon({
-    source: watchFolder(watch, { stabilityMs: 100, pollMs: 20, idleTimeoutMs: 60_000 }),
+    // A slice written in place grows in pieces 5 ms apart: in that mode the stability window is one
+    // no stall of a loaded machine outlasts, or a paused writer's half file would look complete.
+    source: watchFolder(watch, {
+      stabilityMs: scan.writeMode === 'inplace' ? 1000 : 100,
+      pollMs: 20,
+      idleTimeoutMs: 60_000,
+    }),
     out,
     model,
     sinks: [sink],

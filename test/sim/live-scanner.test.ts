@@ -82,9 +82,8 @@ t.test('paces slices at the requested rate', async (t) => {
   // Slice z is never early: it is written at or after z / rate. (No upper bound: shared machines stall.)
   for (const [z, ms] of stamps.entries())
     t.ok(ms >= (z * 1000) / rate - 1, `slice ${z} at ${ms.toFixed(0)} ms ≥ ${(z * 1000) / rate} ms`);
-  const gaps = stamps.slice(1).map((ms, i) => ms - (stamps[i] as number));
-  const median = [...gaps].sort((x, y) => x - y)[Math.floor(gaps.length / 2)] as number;
-  t.ok(median >= 1000 / rate - 5, `median gap ${median.toFixed(1)} ms ≈ ${1000 / rate} ms`);
+  // (No check of the gaps between slices either: after a stall the scanner catches up on its
+  // absolute schedule, writing the late slices back to back, as a real scanner's buffer would.)
 });
 
 /** Poll the scan folder while the scanner writes; record every size seen for each slice file. */
