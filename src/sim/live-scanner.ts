@@ -1,5 +1,5 @@
-import { mkdir, open, readdir, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeTiff } from '../codecs/encode-tiff.ts';
 import { OutputError, UsageError } from '../errors.ts';
@@ -78,7 +78,6 @@ export async function runLiveScanner(options: LiveScanOptions): Promise<LiveScan
       option: '--scan-id',
     });
   const scanDir = join(options.out, scanId);
-  await prepareScanDir(options.out, scanDir);
 
   const scanJson: ScanJson = {
     scanId,
@@ -90,7 +89,7 @@ export async function runLiveScanner(options: LiveScanOptions): Promise<LiveScan
     voxelSizeUm: phantom.voxelSizeUm,
     seed: phantom.seed,
   };
-  await writeAtomically(join(scanDir, 'scan.json'), `${JSON.stringify(scanJson, null, 2)}\n`);
+  await createScanDir(options.out, scanDir, `${JSON.stringify(scanJson, null, 2)}\n`);
 
   const truth: Uint8Array[] = [];
   const started = performance.now();
@@ -137,6 +136,43 @@ export async function runLiveScanner(options: LiveScanOptions): Promise<LiveScan
 /** `slice_00042.tif`: five digits, so names sort in z order up to 100 000 slices. */
 export function sliceFileName(z: number): string {
   return `slice_${String(z).padStart(5, '0')}.tif`;
+}
+
+/**
+ * The scan folder appears with its `scan.json` already inside, as a scanner that stages a scan
+ * does: built under a dot-name (watchers ignore it) and renamed into place, so a watcher never
+ * sees the folder without its metadata, however long this process stalls in between. A folder
+ * already there (empty) gets its `scan.json` written atomically instead.
+ */
+async function createScanDir(out: string, scanDir: string, scanJson: string): Promise<void> {
+  if (!(await exists(scanDir))) {
+    const staged = join(out, `.${basename(scanDir)}.partial-${process.pid}`);
+    try {
+      await mkdir(out, { recursive: true });
+      await mkdir(staged);
+      await writeFile(join(staged, 'scan.json'), scanJson);
+      await rename(staged, scanDir);
+      return;
+    } catch (cause) {
+      await rm(staged, { recursive: true, force: true }).catch(() => {});
+      // Someone else made it in between: go on as with a folder that was there.
+      if (!(await exists(scanDir)))
+        throw new OutputError(
+          `--out ${out}: cannot create scan folder ${scanDir}`,
+          { path: scanDir, option: '--out' },
+          { cause },
+        );
+    }
+  }
+  await prepareScanDir(out, scanDir);
+  await writeAtomically(join(scanDir, 'scan.json'), scanJson);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function prepareScanDir(out: string, scanDir: string): Promise<void> {
