@@ -94,17 +94,42 @@ if (name === 'enet') {
   if (!(maxAbsDiff <= 1e-4)) throw new Error(`${name}: parity check failed (max |diff| ${maxAbsDiff} > 1e-4)`);
 
   const index = JSON.parse(await readFile(join(values.data as string, 'index.json'), 'utf8')) as { seeds: number[]; count: number };
-  type Run = { epochsDone: number; wallTimeSeconds: number; hyperparameters: unknown; data?: string; note?: string; previousRun?: Run };
-  const phases: { epochs: number; wallSeconds: number; hyperparameters: unknown; data?: string; note?: string }[] = [];
-  for (let run: Run | undefined = train; run; run = run.previousRun)
+  type Run = {
+    epochsDone?: number;
+    wallTimeSeconds: number;
+    hyperparameters: unknown;
+    data?: string;
+    note?: string;
+    previousRun?: Run;
+    fromOnnx?: { sha256?: string };
+  };
+  type Phase = { epochs: number; wallSeconds: number; hyperparameters: unknown; data?: string; note?: string };
+  const phases: Phase[] = [];
+  for (let run: Run | undefined = train; run; run = run.previousRun) {
+    if (run.epochsDone === undefined && run.fromOnnx) {
+      // The chain started from the shipped ONNX file (onnx_to_torch.py): its card holds the phases
+      // before, if it is the card of that very file.
+      const previous = JSON.parse(await readFile(cardPath, 'utf8').catch(() => '{}')) as {
+        sha256?: string;
+        training?: { phases?: Phase[]; epochs: number; wallSeconds: number; hyperparameters: unknown };
+      };
+      if (previous.sha256 !== run.fromOnnx.sha256 || !previous.training)
+        throw new Error(`${cardPath} is not the card of the ONNX file the run continued (sha256 ${run.fromOnnx.sha256})`);
+      const before = previous.training.phases ?? [
+        { epochs: previous.training.epochs, wallSeconds: previous.training.wallSeconds, hyperparameters: previous.training.hyperparameters },
+      ];
+      phases.unshift(...before);
+      break;
+    }
     phases.unshift({
-      epochs: run.epochsDone,
+      epochs: run.epochsDone ?? 0,
       wallSeconds: run.wallTimeSeconds,
       hyperparameters: run.hyperparameters,
       // Which dataset the phase read: the last T-Net phase reads slices blended with their neighbours.
       ...(run.data !== undefined && { data: run.data }),
       ...(run.note !== undefined && { note: run.note }),
     });
+  }
   card = {
     name,
     kind: 'onnx',

@@ -121,6 +121,12 @@ export async function evalCommand(args: readonly string[], ctx: CommandContext):
       `  foreground IoU ${scores.iou.toFixed(4)}   Dice ${scores.dice.toFixed(4)}`,
       `  paper-style mIoU ${scores.mIoU.toFixed(4)}   mDSC ${scores.mDSC.toFixed(4)}   (${scores.patches} patches)`,
       `  pit voxels called dendrite ${pct(scores.pitAsDendrite)}   bubble voxels ${pct(scores.bubbleAsDendrite)}`,
+      `  truth voxels in the mask, per habit: ${(['tree', 'mossy', 'needle'] as const)
+        .map(
+          (h) =>
+            `${h} ${scores.habits[h].voxels > 0 ? pct(scores.habits[h].recall) : '–'} of ${scores.habits[h].voxels}`,
+        )
+        .join('   ')}`,
     ];
     if (report.speed.batch1 && best)
       lines.push(

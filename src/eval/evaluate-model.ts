@@ -2,8 +2,9 @@ import type { SegmentationModel } from '../inference/load-model.ts';
 import { segmentSlice } from '../inference/segment-slice.ts';
 import { normalizeSlice } from '../operators/normalize-slice.ts';
 import { extractPatches, tileGrid } from '../operators/tile-grid.ts';
+import type { Morphology } from '../sim/grow-dendrite.ts';
 import { createPhantom } from '../sim/phantom.ts';
-import { renderSlice } from '../sim/render-slice.ts';
+import { dendriteOwners, renderSlice } from '../sim/render-slice.ts';
 import { SegmentationMetrics, type SegmentationScores } from './segmentation-metrics.ts';
 
 export interface EvaluateOptions {
@@ -16,12 +17,23 @@ export interface EvaluateOptions {
   onSlice?: (done: number, total: number) => void;
 }
 
-/** Segment simulated held-out scans and score the masks against their ground truth. */
+/** Of each habit's truth voxels, the share in the mask: needles are where the models miss most. */
+export type HabitRecall = Record<Morphology, { voxels: number; found: number; recall: number }>;
+
+/**
+ * Segment simulated held-out scans and score the masks against their ground truth; with the voxel
+ * recall of each dendrite habit (tree, mossy, needle), the owner of a voxel from the simulator.
+ */
 export async function evaluateModel(
   model: SegmentationModel,
   options: EvaluateOptions,
-): Promise<SegmentationScores> {
+): Promise<SegmentationScores & { habits: HabitRecall }> {
   const metrics = new SegmentationMetrics(model.patchSize);
+  const habits: HabitRecall = {
+    tree: { voxels: 0, found: 0, recall: Number.NaN },
+    mossy: { voxels: 0, found: 0, recall: Number.NaN },
+    needle: { voxels: 0, found: 0, recall: Number.NaN },
+  };
   const total = options.seeds.length * options.slices;
   let done = 0;
   for (const seed of options.seeds) {
@@ -39,12 +51,21 @@ export async function evaluateModel(
         ...(next && { next: next.image }),
       });
       metrics.addSlice(mask, current.labels, phantom.size, phantom.size);
+      const owners = dendriteOwners(phantom, z, current.labels);
+      for (let i = 0; i < owners.length; i++) {
+        const owner = owners[i] as number;
+        if (owner === 0) continue;
+        const habit = habits[(phantom.dendrites[owner - 1] as { morphology: Morphology }).morphology];
+        habit.voxels++;
+        if (mask[i] !== 0) habit.found++;
+      }
       previous = current;
       if (next) current = next;
       options.onSlice?.(++done, total);
     }
   }
-  return metrics.scores();
+  for (const h of Object.values(habits)) h.recall = h.voxels > 0 ? h.found / h.voxels : Number.NaN;
+  return { ...metrics.scores(), habits };
 }
 
 export interface SpeedPoint {

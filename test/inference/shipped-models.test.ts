@@ -33,6 +33,18 @@ for (const name of MODEL_NAMES) {
         scores.pitAsDendrite <= 0.05 && scores.bubbleAsDendrite <= 0.05,
         `confounders as dendrite: pits ${scores.pitAsDendrite}, bubbles ${scores.bubbleAsDendrite}`,
       );
+      // Every truth dendrite voxel belongs to one habit, and those found are the true positives.
+      const h = Object.values(scores.habits);
+      t.equal(
+        h.reduce((a, x) => a + x.voxels, 0),
+        scores.voxels.truePositive + scores.voxels.falseNegative,
+        'habit voxels add up to the truth dendrite voxels',
+      );
+      t.equal(
+        h.reduce((a, x) => a + x.found, 0),
+        scores.voxels.truePositive,
+        'habit voxels found add up to the true positives',
+      );
     } finally {
       await model.close();
     }
