@@ -332,6 +332,11 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
     /** Write one alert to one sink until it is acknowledged; false only when the signal ended it. */
     const deliver = async (s: ScanState, alert: DendriteAlert, sink: AlertSink, index: number) => {
       const where = { scanId: s.scanId, alertId: alert.alertId, sink: index };
+      if (sink.has?.(alert.alertId)) {
+        // Written there before a crash cut the journal's record short: not again.
+        log.debug(where, `alert sink ${index} already holds alert ${alert.alertId}; not written again`);
+        return true;
+      }
       let attempt = 0;
       try {
         for (; ; attempt++) {
