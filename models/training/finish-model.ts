@@ -25,6 +25,8 @@ const { values } = parseArgs({
     slices: { type: 'string', default: '64' },
     threshold: { type: 'string', default: '0.5' },
     'neighbour-weight': { type: 'string' },
+    // A model continued from a shipped one gets a new minor version.
+    version: { type: 'string', default: '1.0.0' },
   },
 });
 const name = values.model;
@@ -133,7 +135,7 @@ if (name === 'enet') {
   card = {
     name,
     kind: 'onnx',
-    version: '1.0.0',
+    version: values.version as string,
     description:
       name === 'tnet'
         ? 'T-Net (TransforCNN, arXiv 2302.04824): ViT encoder (64 tokens of 16×16, 64-dim, Fourier-feature positions, 8 layers) with a CNN decoder fed by every second layer. Trained on synthetic scans only.'

@@ -276,6 +276,10 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       s.chain = s.chain.then(async () => {
         const zarrPath = join(o.out, `${s.scanId}.ome.zarr`);
         try {
+          // Every slice was durable already (an earlier run wrote the last one and was killed
+          // before it finished the store): open the store to finish it all the same.
+          if (!s.writer && s.durable.size > 0 && s.width !== undefined && s.height !== undefined && s.dtype)
+            s.writer = await openWriter(s, zarrPath, s.width, s.height, s.dtype);
           // The volume spans every slice the scanner produced; missing ones stay at the fill value.
           if (s.writer) await s.writer.finish({ slices: s.acquired });
         } catch (err) {
@@ -314,6 +318,19 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         maybeStop();
       });
     };
+
+    /** The scan's store writer (an existing store of the scan is taken up where it was). */
+    const openWriter = (s: ScanState, zarrPath: string, width: number, height: number, dtype: Dtype) =>
+      createZarrScanWriter({
+        root: zarrPath,
+        scanId: s.scanId,
+        width,
+        height,
+        ...(s.meta.expectedSlices !== undefined && { expectedSlices: s.meta.expectedSlices }),
+        voxelSizeUm: s.meta.voxelSizeUm ?? 1,
+        imageDtype: dtype,
+        model: model.identity,
+      });
 
     const monitorFor = (s: ScanState, zarrPath: string) => {
       s.monitor ??= new DendriteMonitor({
@@ -639,16 +656,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
         // scan rebuilt from its store after a restart tracks exactly what an uninterrupted run would have.
         const { storedProb } = slice;
         try {
-          s.writer ??= await createZarrScanWriter({
-            root: zarrPath,
-            scanId: s.scanId,
-            width: slice.width,
-            height: slice.height,
-            ...(s.meta.expectedSlices !== undefined && { expectedSlices: s.meta.expectedSlices }),
-            voxelSizeUm: s.meta.voxelSizeUm ?? 1,
-            imageDtype: slice.dtype,
-            model: model.identity,
-          });
+          s.writer ??= await openWriter(s, zarrPath, slice.width, slice.height, slice.dtype);
           await s.writer.writeSlice(slice.z, { image: slice.data, mask: slice.mask, prob: storedProb });
           o.onSliceWritten?.(slice, s.meta);
         } catch (err) {

@@ -264,6 +264,7 @@ class ScanWriter implements ZarrScanWriter {
           );
         }
         capacity = Math.max(capacity, await this.#checkLayout());
+        await removeStaleTemps(root);
         for (const z of previous.slicesWritten) this.#written.add(z);
         capacity = Math.max(capacity, ...previous.slicesWritten.map((z) => z + 1));
       } else if ((await readJson(join(root, 'zarr.json'))) !== undefined) {
@@ -535,6 +536,31 @@ class ScanWriter implements ZarrScanWriter {
     const { signal } = this.#s;
     if (signal?.aborted && cause === signal.reason) return cause;
     return new OutputError(`scan ${this.scanId}: ${what} in ${this.root}`, this.#context(slice), { cause });
+  }
+}
+
+/** `.<name>.<pid>.<n>.tmp`: a DurableFileStore write in progress, or left by a process killed mid-write. */
+const TEMP_FILE = /^\..+\.(\d+)\.\d+\.tmp$/;
+
+/**
+ * Remove the temp files a writer killed mid-write left in a store it is taking up again: those of
+ * this process id (a reused one) and of processes no longer running. They were never renamed into
+ * place, so no reader saw them; left alone they would pile up over crashes.
+ */
+async function removeStaleTemps(root: string): Promise<void> {
+  const alive = (pid: number): boolean => {
+    if (pid === process.pid) return false;
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  };
+  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    const match = entry.isFile() ? TEMP_FILE.exec(entry.name) : null;
+    if (match && !alive(Number(match[1]))) await unlink(join(entry.parentPath, entry.name)).catch(() => {});
   }
 }
 

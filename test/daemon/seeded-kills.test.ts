@@ -1,0 +1,167 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
+import { runLiveScanner } from '../../src/sim/live-scanner.ts';
+import { Rng } from '../../src/sim/rng.ts';
+import { readZarrScanProgress } from '../../src/sinks/zarr-scan-writer.ts';
+import { runCli } from '../cli/run-cli.ts';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const SCAN = { seed: 901_001, size: 128, slices: 32, scanId: 'cell-20' } as const;
+const KILLS = 20;
+
+function daemonArgs(watch: string, out: string, alerts: string): string[] {
+  return [
+    'run',
+    '--watch',
+    watch,
+    '--out',
+    out,
+    '--alerts',
+    alerts,
+    '--model',
+    'unet',
+    '--threads',
+    '1',
+  ].concat(['--max-scans', '1', '--idle-timeout', '600']);
+}
+
+/** Every file of a store, path → bytes, zarr.json with its progress clock taken out. */
+async function storeFiles(dir: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    const rel = path.slice(dir.length + 1);
+    // The journal's order of ids differs between a crashed run and an uninterrupted one.
+    if (entry.name === 'xct-sentinel-alerts.journal') continue;
+    let bytes = await readFile(path);
+    if (entry.name === 'zarr.json') {
+      const json = JSON.parse(bytes.toString('utf8')) as {
+        attributes?: Record<string, { updatedAt?: unknown }>;
+      };
+      delete json.attributes?.['xct-sentinel']?.updatedAt;
+      bytes = Buffer.from(JSON.stringify(json));
+    }
+    files.set(rel, bytes.toString('base64'));
+  }
+  return files;
+}
+
+async function readAlerts(path: string): Promise<DendriteAlert[]> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as DendriteAlert);
+}
+
+/**
+ * Start the daemon; once its store has grown by a slice (or at once, when nothing is left to do),
+ * wait `delayMs` more and kill -9 it. The moment is random against the pipeline's work (decoding,
+ * inference, writing chunks, journaling) whatever the machine's speed; the outcome must not be.
+ */
+async function killAfterProgress(args: string[], store: string, delayMs: number) {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const written = async () =>
+    (await readZarrScanProgress(store).catch(() => undefined))?.slicesWritten.length ?? 0;
+  const before = await written();
+  for (;;) {
+    if (child.exitCode !== null) return { killed: false, code: child.exitCode, stderr };
+    if ((await written()) > before) break;
+    await sleep(5);
+  }
+  await sleep(delayMs);
+  if (child.exitCode !== null) return { killed: false, code: child.exitCode, stderr };
+  child.kill('SIGKILL');
+  await exited;
+  return { killed: true, code: null, stderr };
+}
+
+t.test(
+  `${KILLS} seeded kill -9 over a live folder scan: the store of an uninterrupted run, no alert twice`,
+  async (t) => {
+    const root = t.testdir({ full: {}, watch: {}, ref: {}, crashed: {} });
+    const full = join(root, 'full');
+    await runLiveScanner({ out: full, ...SCAN, rate: 1e6 });
+    const scanDir = join(full, SCAN.scanId);
+    const ref = await runCli(daemonArgs(full, join(root, 'ref'), join(root, 'ref.jsonl')), {
+      timeoutMs: 180_000,
+    });
+    t.equal(ref.code, 0, ref.stderr);
+    const refAlerts = await readAlerts(join(root, 'ref.jsonl'));
+
+    // The scanner writes while the daemon is killed and restarted: a few slices at first, one more
+    // after each kill (so every run can finish one slice more, and none can finish the scan), the
+    // rest and scan.done before the last run.
+    const watchDir = join(root, 'watch', SCAN.scanId);
+    await mkdir(watchDir);
+    const files = (await readdir(scanDir)).filter((f) => f.endsWith('.tif')).sort();
+    let copied = 0;
+    const copyMore = async (n: number) => {
+      const next = files.slice(copied, copied + n);
+      await Promise.all(next.map((f) => copyFile(join(scanDir, f), join(watchDir, f))));
+      copied += next.length;
+      if (copied === files.length) await copyFile(join(scanDir, 'scan.done'), join(watchDir, 'scan.done'));
+    };
+    await copyFile(join(scanDir, 'scan.json'), join(watchDir, 'scan.json'));
+    await copyMore(4);
+    const args = daemonArgs(join(root, 'watch'), join(root, 'crashed'), join(root, 'crashed.jsonl'));
+    const store = join(root, 'crashed', `${SCAN.scanId}.ome.zarr`);
+    const rng = new Rng(20_261_203, 0xdead);
+    const moments: number[] = [];
+    for (let k = 0; k < KILLS; k++) {
+      const delayMs = Math.round(rng.uniform(0, 400));
+      const r = await killAfterProgress(args, store, delayMs);
+      if (!r.killed) {
+        // It finished the scan before the kill: nothing left to interrupt.
+        t.equal(r.code, 0, `run ${k + 1} ended by itself, cleanly: ${r.stderr}`);
+        break;
+      }
+      moments.push(delayMs);
+      await copyMore(1);
+    }
+    await copyMore(files.length);
+    const last = await runCli(args, { timeoutMs: 180_000 });
+    t.equal(last.code, 0, last.stderr);
+    t.equal(
+      moments.length,
+      KILLS,
+      `${moments.length} kills mid-scan (${moments.join(', ')} ms after a slice)`,
+    );
+
+    const progress = await readZarrScanProgress(store);
+    t.equal(progress?.complete, true, 'the store is complete');
+    const [a, b] = await Promise.all([
+      storeFiles(join(root, 'ref', `${SCAN.scanId}.ome.zarr`)),
+      storeFiles(store),
+    ]);
+    t.same([...b.keys()].sort(), [...a.keys()].sort(), 'the same files');
+    const differ = [...a].filter(([k, v]) => b.get(k) !== v).map(([k]) => k);
+    t.same(differ, [], 'byte for byte the uninterrupted run’s store');
+
+    const alerts = await readAlerts(join(root, 'crashed.jsonl'));
+    const ids = alerts.map((x) => x.alertId);
+    t.equal(
+      new Set(ids).size,
+      ids.length,
+      `no alert id twice (${ids.length} alerts over ${moments.length + 1} runs)`,
+    );
+    t.same(
+      [...ids].sort(),
+      refAlerts.map((x) => x.alertId).sort(),
+      'the same alerts as the uninterrupted run',
+    );
+  },
+);
