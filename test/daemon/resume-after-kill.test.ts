@@ -1,37 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
 import { runLiveScanner } from '../../src/sim/live-scanner.ts';
 import { readZarrScanProgress, readZarrScanSlice } from '../../src/sinks/zarr-scan-writer.ts';
 import { runCli } from '../cli/run-cli.ts';
+import { folderDaemonArgs, readAlertsFile } from './restart-fixtures.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 // The scan the live-pipeline and Kafka tests use: the shipped U-Net raises alerts on it.
 const SCAN = { seed: 901_001, size: 128, slices: 32, scanId: 'cell-7' } as const;
-
-function daemonArgs(watch: string, out: string, alerts: string): string[] {
-  return [
-    'run',
-    '--watch',
-    watch,
-    '--out',
-    out,
-    '--alerts',
-    alerts,
-    '--model',
-    'unet',
-    '--threads',
-    '1',
-    '--max-scans',
-    '1',
-    '--idle-timeout',
-    '600',
-  ];
-}
 
 /**
  * Start the daemon; send `signal` once the scan's store records at least `afterSlices` finished
@@ -69,14 +49,6 @@ async function killMidScan(
   }
 }
 
-async function readAlerts(path: string): Promise<DendriteAlert[]> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as DendriteAlert);
-}
-
 t.test(
   'kill -9 and SIGTERM mid-scan, restarts: the same masks as an uninterrupted run, no alert twice',
   async (t) => {
@@ -86,11 +58,11 @@ t.test(
     const scanDir = join(full, SCAN.scanId);
 
     // The uninterrupted run, on the finished scan.
-    const ref = await runCli(daemonArgs(full, join(root, 'ref'), join(root, 'ref.jsonl')), {
+    const ref = await runCli(folderDaemonArgs(full, join(root, 'ref'), join(root, 'ref.jsonl')), {
       timeoutMs: 120_000,
     });
     t.equal(ref.code, 0, ref.stderr);
-    const refAlerts = await readAlerts(join(root, 'ref.jsonl'));
+    const refAlerts = await readAlertsFile(join(root, 'ref.jsonl'));
     t.ok(refAlerts.filter((a) => a.kind === 'dendrite').length > 0, 'the reference run raises alerts');
 
     // The crashed run watches a folder the scanner is still writing: half the slices at first.
@@ -101,7 +73,7 @@ t.test(
     const copy = (names: string[]) =>
       Promise.all(names.map((f) => copyFile(join(scanDir, f), join(watchDir, f))));
     await copy(['scan.json', ...files.slice(0, 20)]);
-    const args = daemonArgs(join(root, 'watch'), join(root, 'crashed'), join(root, 'crashed.jsonl'));
+    const args = folderDaemonArgs(join(root, 'watch'), join(root, 'crashed'), join(root, 'crashed.jsonl'));
     const store = join(root, 'crashed', `${SCAN.scanId}.ome.zarr`);
 
     const { written: first } = await killMidScan(args, store, 4);
@@ -138,7 +110,7 @@ t.test(
     }
     t.equal(differing, 0, 'image, mask and probability equal the uninterrupted run, slice for slice');
 
-    const alerts = await readAlerts(join(root, 'crashed.jsonl'));
+    const alerts = await readAlertsFile(join(root, 'crashed.jsonl'));
     const ids = alerts.map((a) => a.alertId);
     t.equal(new Set(ids).size, ids.length, `no alert id twice (${ids.length} alerts over three runs)`);
     t.same(

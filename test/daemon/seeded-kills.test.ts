@@ -1,64 +1,19 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
+import { ALERT_JOURNAL_FILE } from '../../src/daemon/run-daemon.ts';
 import { runLiveScanner } from '../../src/sim/live-scanner.ts';
 import { Rng } from '../../src/sim/rng.ts';
 import { readZarrScanProgress } from '../../src/sinks/zarr-scan-writer.ts';
 import { runCli } from '../cli/run-cli.ts';
+import { differingFiles, folderDaemonArgs, readAlertsFile, storeFiles } from './restart-fixtures.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const SCAN = { seed: 901_001, size: 128, slices: 32, scanId: 'cell-20' } as const;
 const KILLS = 20;
-
-function daemonArgs(watch: string, out: string, alerts: string): string[] {
-  return [
-    'run',
-    '--watch',
-    watch,
-    '--out',
-    out,
-    '--alerts',
-    alerts,
-    '--model',
-    'unet',
-    '--threads',
-    '1',
-  ].concat(['--max-scans', '1', '--idle-timeout', '600']);
-}
-
-/** Every file of a store, path → bytes, zarr.json with its progress clock taken out. */
-async function storeFiles(dir: string): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const path = join(entry.parentPath, entry.name);
-    const rel = path.slice(dir.length + 1);
-    // The journal's order of ids differs between a crashed run and an uninterrupted one.
-    if (entry.name === 'xct-sentinel-alerts.journal') continue;
-    let bytes = await readFile(path);
-    if (entry.name === 'zarr.json') {
-      const json = JSON.parse(bytes.toString('utf8')) as {
-        attributes?: Record<string, { updatedAt?: unknown }>;
-      };
-      delete json.attributes?.['xct-sentinel']?.updatedAt;
-      bytes = Buffer.from(JSON.stringify(json));
-    }
-    files.set(rel, bytes.toString('base64'));
-  }
-  return files;
-}
-
-async function readAlerts(path: string): Promise<DendriteAlert[]> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as DendriteAlert);
-}
 
 /**
  * Start the daemon; once its store has grown by a slice (or at once, when nothing is left to do),
@@ -96,11 +51,11 @@ t.test(
     const full = join(root, 'full');
     await runLiveScanner({ out: full, ...SCAN, rate: 1e6 });
     const scanDir = join(full, SCAN.scanId);
-    const ref = await runCli(daemonArgs(full, join(root, 'ref'), join(root, 'ref.jsonl')), {
+    const ref = await runCli(folderDaemonArgs(full, join(root, 'ref'), join(root, 'ref.jsonl')), {
       timeoutMs: 180_000,
     });
     t.equal(ref.code, 0, ref.stderr);
-    const refAlerts = await readAlerts(join(root, 'ref.jsonl'));
+    const refAlerts = await readAlertsFile(join(root, 'ref.jsonl'));
 
     // The scanner writes while the daemon is killed and restarted: a few slices at first, one more
     // after each kill (so every run can finish one slice more, and none can finish the scan), the
@@ -117,7 +72,7 @@ t.test(
     };
     await copyFile(join(scanDir, 'scan.json'), join(watchDir, 'scan.json'));
     await copyMore(4);
-    const args = daemonArgs(join(root, 'watch'), join(root, 'crashed'), join(root, 'crashed.jsonl'));
+    const args = folderDaemonArgs(join(root, 'watch'), join(root, 'crashed'), join(root, 'crashed.jsonl'));
     const store = join(root, 'crashed', `${SCAN.scanId}.ome.zarr`);
     const rng = new Rng(20_261_203, 0xdead);
     const moments: number[] = [];
@@ -144,14 +99,14 @@ t.test(
     const progress = await readZarrScanProgress(store);
     t.equal(progress?.complete, true, 'the store is complete');
     const [a, b] = await Promise.all([
-      storeFiles(join(root, 'ref', `${SCAN.scanId}.ome.zarr`)),
-      storeFiles(store),
+      storeFiles(join(root, 'ref', `${SCAN.scanId}.ome.zarr`), [ALERT_JOURNAL_FILE]),
+      storeFiles(store, [ALERT_JOURNAL_FILE]),
     ]);
     t.same([...b.keys()].sort(), [...a.keys()].sort(), 'the same files');
-    const differ = [...a].filter(([k, v]) => b.get(k) !== v).map(([k]) => k);
+    const differ = differingFiles(a, b);
     t.same(differ, [], 'byte for byte the uninterrupted run’s store');
 
-    const alerts = await readAlerts(join(root, 'crashed.jsonl'));
+    const alerts = await readAlertsFile(join(root, 'crashed.jsonl'));
     const ids = alerts.map((x) => x.alertId);
     t.equal(
       new Set(ids).size,

@@ -1,5 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { DEFAULT_ALERT_RULES } from '../../src/alerts/alert-rules.ts';
 import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
@@ -13,6 +12,7 @@ import { createPhantom } from '../../src/sim/phantom.ts';
 import { renderSlice } from '../../src/sim/render-slice.ts';
 import { createKafkaAlertSink } from '../../src/sinks/kafka-alert-sink.ts';
 import { kafkaSliceSource } from '../../src/sources/kafka-slice-source.ts';
+import { differingFiles, storeFiles } from '../daemon/restart-fixtures.ts';
 import { captureLog } from './capture-log.ts';
 import { type MockKafka, randomTopic, readTopic, startMockKafka } from './mock-kafka.ts';
 import { decodePlain, plainType } from './plain-avro.ts';
@@ -26,24 +26,6 @@ t.before(async () => {
   model = await loadModel('unet', { threads: 2 });
 });
 t.teardown(() => model?.close());
-
-/** Every file of a store, path → bytes; zarr.json files with their progress clock taken out. */
-async function storeFiles(dir: string): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const path = join(entry.parentPath, entry.name);
-    let bytes = await readFile(path);
-    if (entry.name === 'zarr.json') {
-      const json = JSON.parse(bytes.toString('utf8')) as { attributes?: Record<string, unknown> };
-      const progress = json.attributes?.['xct-sentinel'] as Record<string, unknown> | undefined;
-      if (progress) delete progress.updatedAt;
-      bytes = Buffer.from(JSON.stringify(json));
-    }
-    files.set(relative(dir, path), bytes.toString('base64'));
-  }
-  return files;
-}
 
 interface Disturbance {
   /** Called once the daemon has finished this many slices; resolves when the fault is over. */
@@ -207,7 +189,7 @@ function sameAsUndisturbed(t: Test, r: Awaited<ReturnType<typeof kafkaRun>>) {
   t.equal(r.completed[0]?.slices, SCAN.slices, 'the scan completed, every slice segmented');
   t.equal(r.stats.slicesFailed + r.stats.slicesMissing, 0, 'none lost');
   t.same([...r.store.keys()].sort(), [...reference.store.keys()].sort(), 'the same store files');
-  const differ = [...r.store].filter(([k, v]) => reference.store.get(k) !== v).map(([k]) => k);
+  const differ = differingFiles(r.store, reference.store);
   t.same(differ, [], 'byte for byte the undisturbed run’s store');
   t.same(r.topicIds, reference.topicIds, 'the alert topic holds every alert id once, as undisturbed');
   t.equal(new Set(r.topicIds).size, r.topicIds.length, 'no alert id twice');

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { lastValueFrom, Subject, type Subscription, toArray } from 'rxjs';
 import t, { type Test } from 'tap';
@@ -14,6 +14,7 @@ import type { ArchiveVolume } from '../../src/sources/archive-volume.ts';
 import { openArchive } from '../../src/sources/open-archive.ts';
 import { type ReplayOptions, replayArchive } from '../../src/sources/replay-archive.ts';
 import type { SourceEvent } from '../../src/sources/source-event.ts';
+import { storeFiles } from '../daemon/restart-fixtures.ts';
 import { sample, volumeOf, writeHdf5, writeTiffStack, writeZarr } from './archive-fixtures.ts';
 
 const TOOTH = new URL('../../../shared/data/tooth.h5', import.meta.url).pathname;
@@ -457,25 +458,6 @@ async function replayThroughDaemon(archive: string, out: string, model: Segmenta
   return { alerts, completed, stats };
 }
 
-/** Every file under `dir`, relative path → bytes; zarr.json with the progress record's clock removed. */
-async function filesUnder(dir: string): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const path = join(entry.parentPath, entry.name);
-    let bytes = await readFile(path);
-    if (entry.name === 'zarr.json') {
-      const json = JSON.parse(bytes.toString('utf8')) as {
-        attributes?: Record<string, { updatedAt?: unknown }>;
-      };
-      delete json.attributes?.['xct-sentinel']?.updatedAt;
-      bytes = Buffer.from(JSON.stringify(json));
-    }
-    files.set(relative(dir, path), bytes);
-  }
-  return files;
-}
-
 t.test('determinism: two replays give byte-identical chunks and identical alerts', {}, async (t) => {
   const root = t.testdir({ a: {}, b: {} });
   const scan = await runLiveScanner({
@@ -492,8 +474,8 @@ t.test('determinism: two replays give byte-identical chunks and identical alerts
   const b = await replayThroughDaemon(scan.scanDir, join(root, 'b'), model);
   t.equal(a.completed[0]?.slices, 32, 'every slice processed');
   t.equal(a.completed[0]?.failed, undefined);
-  const filesA = await filesUnder(join(root, 'a', 'det.ome.zarr'));
-  const filesB = await filesUnder(join(root, 'b', 'det.ome.zarr'));
+  const filesA = await storeFiles(join(root, 'a', 'det.ome.zarr'));
+  const filesB = await storeFiles(join(root, 'b', 'det.ome.zarr'));
   t.same([...filesA.keys()].sort(), [...filesB.keys()].sort(), 'the same files');
   t.ok(
     [...filesA.keys()].some((k) => k.startsWith('labels/dendrite/0/c/')),
