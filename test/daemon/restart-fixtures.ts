@@ -1,6 +1,11 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
+import { readZarrScanProgress } from '../../src/sinks/zarr-scan-writer.ts';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 /**
  * Every file of a scan's store, relative path → bytes, for comparing two runs byte for byte: the
@@ -55,4 +60,26 @@ export async function readAlertsFile(path: string): Promise<DendriteAlert[]> {
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as DendriteAlert);
+}
+
+/** The CLI as a child process (its stderr kept for failure messages), and its exit code once it exits. */
+export function spawnDaemon(args: readonly string[]): {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  stderr: () => string;
+} {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, exited, stderr: () => stderr };
+}
+
+/** Slices the store records as written (0 while it is not there). */
+export async function slicesWritten(store: string): Promise<number> {
+  return (await readZarrScanProgress(store).catch(() => undefined))?.slicesWritten.length ?? 0;
 }

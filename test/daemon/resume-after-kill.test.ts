@@ -1,15 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { runLiveScanner } from '../../src/sim/live-scanner.ts';
 import { readZarrScanProgress, readZarrScanSlice } from '../../src/sinks/zarr-scan-writer.ts';
 import { runCli } from '../cli/run-cli.ts';
-import { folderDaemonArgs, readAlertsFile } from './restart-fixtures.ts';
+import { folderDaemonArgs, readAlertsFile, slicesWritten, spawnDaemon } from './restart-fixtures.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 // The scan the live-pipeline and Kafka tests use: the shipped U-Net raises alerts on it.
 const SCAN = { seed: 901_001, size: 128, slices: 32, scanId: 'cell-7' } as const;
 
@@ -23,27 +20,19 @@ async function killMidScan(
   afterSlices: number,
   signal: NodeJS.Signals = 'SIGKILL',
 ): Promise<{ written: number; code: number | null }> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d;
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const { child, exited, stderr: err } = spawnDaemon(args);
   const started = Date.now();
   for (;;) {
-    const progress = await readZarrScanProgress(store).catch(() => undefined);
-    const written = progress?.slicesWritten.length ?? 0;
+    const written = await slicesWritten(store);
     if (written >= afterSlices) {
       child.kill(signal);
       return { written, code: await exited };
     }
     if (child.exitCode !== null)
-      throw new Error(`the daemon exited (${child.exitCode}) before the kill: ${stderr}`);
+      throw new Error(`the daemon exited (${child.exitCode}) before the kill: ${err()}`);
     if (Date.now() - started > 120_000) {
       child.kill('SIGKILL');
-      throw new Error(`no progress to ${afterSlices} slices in 120 s: ${stderr}`);
+      throw new Error(`no progress to ${afterSlices} slices in 120 s: ${err()}`);
     }
     await sleep(5);
   }

@@ -1,17 +1,21 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { ALERT_JOURNAL_FILE } from '../../src/daemon/run-daemon.ts';
 import { runLiveScanner } from '../../src/sim/live-scanner.ts';
 import { Rng } from '../../src/sim/rng.ts';
 import { readZarrScanProgress } from '../../src/sinks/zarr-scan-writer.ts';
 import { runCli } from '../cli/run-cli.ts';
-import { differingFiles, folderDaemonArgs, readAlertsFile, storeFiles } from './restart-fixtures.ts';
+import {
+  differingFiles,
+  folderDaemonArgs,
+  readAlertsFile,
+  slicesWritten,
+  spawnDaemon,
+  storeFiles,
+} from './restart-fixtures.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const SCAN = { seed: 901_001, size: 128, slices: 32, scanId: 'cell-20' } as const;
 const KILLS = 20;
 
@@ -21,27 +25,18 @@ const KILLS = 20;
  * inference, writing chunks, journaling) whatever the machine's speed; the outcome must not be.
  */
 async function killAfterProgress(args: string[], store: string, delayMs: number) {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d;
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const written = async () =>
-    (await readZarrScanProgress(store).catch(() => undefined))?.slicesWritten.length ?? 0;
-  const before = await written();
+  const { child, exited, stderr } = spawnDaemon(args);
+  const before = await slicesWritten(store);
   for (;;) {
-    if (child.exitCode !== null) return { killed: false, code: child.exitCode, stderr };
-    if ((await written()) > before) break;
+    if (child.exitCode !== null) return { killed: false, code: child.exitCode, stderr: stderr() };
+    if ((await slicesWritten(store)) > before) break;
     await sleep(5);
   }
   await sleep(delayMs);
-  if (child.exitCode !== null) return { killed: false, code: child.exitCode, stderr };
+  if (child.exitCode !== null) return { killed: false, code: child.exitCode, stderr: stderr() };
   child.kill('SIGKILL');
   await exited;
-  return { killed: true, code: null, stderr };
+  return { killed: true, code: null, stderr: stderr() };
 }
 
 t.test(
