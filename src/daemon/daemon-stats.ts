@@ -50,8 +50,8 @@ export class DaemonStats {
   scansStarted = 0;
   scansCompleted = 0;
   /**
-   * Scans whose state the daemon holds: those under way, and the last `finishedScansKept` finished
-   * ones (remembered so a slice that comes after its scan ended is told apart). Bounded over a long run.
+   * Scans whose state the daemon holds: those under way. A finished scan is let go (only its id is
+   * kept, so a late slice of it is told apart), so this stays bounded over a long run.
    */
   scansInMemory = 0;
   /** Slices waiting at the gate or in flight, right now. */

@@ -4,7 +4,7 @@ import { normalizeSlice } from '../operators/normalize-slice.ts';
 import { extractPatches, tileGrid } from '../operators/tile-grid.ts';
 import type { Morphology } from '../sim/grow-dendrite.ts';
 import { createPhantom } from '../sim/phantom.ts';
-import { dendriteOwners, renderSlice } from '../sim/render-slice.ts';
+import { dendriteHabits, HABITS, renderSlice } from '../sim/render-slice.ts';
 import { SegmentationMetrics, type SegmentationScores } from './segmentation-metrics.ts';
 
 export interface EvaluateOptions {
@@ -51,13 +51,12 @@ export async function evaluateModel(
         ...(next && { next: next.image }),
       });
       metrics.addSlice(mask, current.labels, phantom.size, phantom.size);
-      const owners = dendriteOwners(phantom, z, current.labels);
-      for (let i = 0; i < owners.length; i++) {
-        const owner = owners[i] as number;
-        if (owner === 0) continue;
-        const habit = habits[(phantom.dendrites[owner - 1] as { morphology: Morphology }).morphology];
-        habit.voxels++;
-        if (mask[i] !== 0) habit.found++;
+      const codes = dendriteHabits(phantom, z, current.labels);
+      for (let i = 0; i < codes.length; i++) {
+        const name = HABITS[codes[i] as number];
+        if (name === undefined) continue;
+        habits[name].voxels++;
+        if (mask[i] !== 0) habits[name].found++;
       }
       previous = current;
       if (next) current = next;

@@ -4,9 +4,8 @@ import { npyHeader } from '../codecs/encode-npy.ts';
 import { OutputError, UsageError } from '../errors.ts';
 import { modelInput } from '../operators/blend-neighbours.ts';
 import { DEFAULT_NORMALIZATION } from '../operators/normalize-slice.ts';
-import type { Morphology } from './grow-dendrite.ts';
 import { createPhantom, type Phantom } from './phantom.ts';
-import { dendriteOwners, LABEL, renderSlice } from './render-slice.ts';
+import { dendriteHabits, HABIT_CODE, LABEL, renderSlice } from './render-slice.ts';
 import { Rng } from './rng.ts';
 
 export type PatchKind = 'dendrite' | 'pit' | 'bubble' | 'background';
@@ -130,11 +129,7 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
           normalization: DEFAULT_NORMALIZATION,
         }),
       );
-      const habitCode = phantom.dendrites.map((d) => HABIT_CODE[d.morphology]);
-      const habitSlices = volume.map((s, z) => {
-        const owners = dendriteOwners(phantom, z, s.labels);
-        return Uint8Array.from(owners, (o) => (o === 0 ? 0 : (habitCode[o - 1] as number)));
-      });
+      const habitSlices = volume.map((s, z) => dendriteHabits(phantom, z, s.labels));
       const where = locate(volume.map((s) => s.labels));
       const needles = needleFraction > 0 ? locateHabit(habitSlices, HABIT_CODE.needle) : [];
       const take = Math.min(perScan, total - index.patches.length);
@@ -199,13 +194,6 @@ export function datasetScan(scanSeed: number, size: number, slices: number): { p
 }
 
 type Where = Record<Exclude<PatchKind, 'background'>, number[]>;
-
-/** How `habits.npy` names a dendrite voxel's habit (0: not a dendrite voxel). */
-export const HABIT_CODE: Readonly<Record<Morphology, number>> = Object.freeze({
-  tree: 1,
-  mossy: 2,
-  needle: 3,
-});
 
 /** Flat voxel indices (z·size² + i) of every voxel whose habit code is `code`. */
 function locateHabit(habits: Uint8Array[], code: number): number[] {

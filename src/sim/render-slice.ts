@@ -1,3 +1,4 @@
+import type { Morphology } from './grow-dendrite.ts';
 import type { Phantom } from './phantom.ts';
 import { Rng } from './rng.ts';
 
@@ -116,6 +117,21 @@ function fillElectrodes(phantom: Phantom, z: number, out: Float32Array): void {
       out[y * size + x] = f > 1 ? 1 : f;
     }
   }
+}
+
+/** How a dendrite voxel's habit is coded (`habits.npy`, `dendriteHabits`); 0 is not a dendrite voxel. */
+export const HABIT_CODE: Readonly<Record<Morphology, number>> = Object.freeze({
+  tree: 1,
+  mossy: 2,
+  needle: 3,
+});
+/** The habit of each code, index = code (`HABITS[0]` is no dendrite). */
+export const HABITS: readonly (Morphology | undefined)[] = [undefined, 'tree', 'mossy', 'needle'];
+
+/** The habit code (HABIT_CODE) of the dendrite each voxel of slice `z` belongs to, 0 elsewhere. */
+export function dendriteHabits(phantom: Phantom, z: number, labels: Uint8Array): Uint8Array {
+  const codes = phantom.dendrites.map((d) => HABIT_CODE[d.morphology]);
+  return Uint8Array.from(dendriteOwners(phantom, z, labels), (o) => (o === 0 ? 0 : (codes[o - 1] as number)));
 }
 
 /**

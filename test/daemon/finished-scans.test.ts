@@ -6,10 +6,9 @@ import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
 import { DaemonStats } from '../../src/daemon/daemon-stats.ts';
 import { type CompletedScan, runDaemon } from '../../src/daemon/run-daemon.ts';
 import { loadModel, type SegmentationModel } from '../../src/inference/load-model.ts';
-import { createPhantom } from '../../src/sim/phantom.ts';
-import { renderSlice } from '../../src/sim/render-slice.ts';
 import type { SourceEvent } from '../../src/sources/source-event.ts';
 import { captureLog } from '../kafka/capture-log.ts';
+import { memoryScan, renderScan } from './memory-scan.ts';
 
 let model: SegmentationModel;
 t.before(async () => {
@@ -18,24 +17,8 @@ t.before(async () => {
 t.teardown(() => model.close());
 
 const SIZE = 128;
-const phantom = createPhantom({ seed: 930_001, size: SIZE, slices: 3 });
-const images = [0, 1, 2].map((z) => renderSlice(phantom, z).image);
-
-function scanEvents(scanId: string, zs = [0, 1, 2]): SourceEvent[] {
-  return [
-    { type: 'scan-start', scanId, meta: { expectedSlices: 3 } },
-    ...zs.map(
-      (z): SourceEvent => ({
-        type: 'slice',
-        scanId,
-        z,
-        readyAt: 0,
-        image: { width: SIZE, height: SIZE, dtype: 'uint16', data: images[z] as Uint16Array },
-      }),
-    ),
-    { type: 'scan-end', scanId, reason: 'expected-count', slices: 3, missing: [] },
-  ];
-}
+const images = renderScan({ seed: 930_001, size: SIZE, slices: 3 });
+const scanEvents = (scanId: string, zs?: number[]) => memoryScan(scanId, images, SIZE, zs ? { zs } : {});
 
 t.test(
   'a finished scan is let go; what a source says of it later is ignored, not a second scan',

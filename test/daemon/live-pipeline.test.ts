@@ -11,11 +11,9 @@ import { type CompletedScan, runDaemon } from '../../src/daemon/run-daemon.ts';
 import { scoreAgainstTruth } from '../../src/eval/score-against-truth.ts';
 import { loadModel, type SegmentationModel } from '../../src/inference/load-model.ts';
 import { runLiveScanner } from '../../src/sim/live-scanner.ts';
-import { createPhantom } from '../../src/sim/phantom.ts';
-import { renderSlice } from '../../src/sim/render-slice.ts';
 import type { AlertSink } from '../../src/sinks/alert-sink.ts';
-import type { SourceEvent } from '../../src/sources/source-event.ts';
 import { watchFolder } from '../../src/sources/watch-folder.ts';
+import { memoryScan, renderScan } from './memory-scan.ts';
 
 const MASK_DICE_FLOOR = 0.85;
 
@@ -207,20 +205,8 @@ t.test('micro-batches span slices: slices ready together share a batch', async (
   // Every slice is ready at once, pixels in hand: decoding them needs no I/O, so the patches of the
   // first slices reach the batcher before any timer can fire, whatever this machine's speed, and
   // the first batch must fill with a second slice's patches rather than go with one slice's.
-  const phantom = createPhantom({ seed: 901_004, size: 256, slices: 8 });
-  const scanId = 'batches';
-  const events: SourceEvent[] = [{ type: 'scan-start', scanId, meta: { expectedSlices: 8 } }];
-  for (let z = 0; z < 8; z++) {
-    const { image } = renderSlice(phantom, z);
-    events.push({
-      type: 'slice',
-      scanId,
-      z,
-      readyAt: 0,
-      image: { width: 256, height: 256, dtype: 'uint16', data: image },
-    });
-  }
-  events.push({ type: 'scan-end', scanId, reason: 'complete', slices: 8, missing: [] });
+  const images = renderScan({ seed: 901_004, size: 256, slices: 8 });
+  const events = memoryScan('batches', images, 256, { reason: 'complete' });
   const stats = new DaemonStats();
   const completed: CompletedScan[] = [];
   await runDaemon({

@@ -7,10 +7,8 @@ import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
 import { DaemonStats } from '../../src/daemon/daemon-stats.ts';
 import { ALERT_JOURNAL_FILE, runDaemon } from '../../src/daemon/run-daemon.ts';
 import { loadModel } from '../../src/inference/load-model.ts';
-import { createPhantom } from '../../src/sim/phantom.ts';
-import { renderSlice } from '../../src/sim/render-slice.ts';
 import { createJsonlAlertSink } from '../../src/sinks/jsonl-alert-sink.ts';
-import type { SourceEvent } from '../../src/sources/source-event.ts';
+import { memoryScan, renderScan } from '../daemon/memory-scan.ts';
 
 const lines = async (path: string) =>
   (await readFile(path, 'utf8'))
@@ -53,17 +51,7 @@ t.test(
   async (t) => {
     const model = await loadModel('unet', { threads: 2 });
     t.teardown(() => model.close());
-    const phantom = createPhantom({ seed: 901_001, size: 128, slices: 24 });
-    const events: SourceEvent[] = [{ type: 'scan-start', scanId: 'cell', meta: { expectedSlices: 24 } }];
-    for (let z = 0; z < 24; z++)
-      events.push({
-        type: 'slice',
-        scanId: 'cell',
-        z,
-        readyAt: 0,
-        image: { width: 128, height: 128, dtype: 'uint16', data: renderSlice(phantom, z).image },
-      });
-    events.push({ type: 'scan-end', scanId: 'cell', reason: 'expected-count', slices: 24, missing: [] });
+    const events = memoryScan('cell', renderScan({ seed: 901_001, size: 128, slices: 24 }), 128);
     const root = t.testdir({ out: {} });
     const file = join(root, 'alerts.jsonl');
     const run = async () => {
