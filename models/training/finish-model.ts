@@ -13,7 +13,7 @@ import { EVAL_SEED } from '../../src/cli/eval-command.ts';
 import { evaluateModel, measureSpeed } from '../../src/eval/evaluate-model.ts';
 import { loadModel } from '../../src/inference/load-model.ts';
 import { MODELS_DIR, sha256File } from '../../src/inference/model-card.ts';
-import { DEFAULT_NORMALIZATION } from '../../src/operators/normalize-slice.ts';
+import { DEFAULT_NORMALIZATION } from '../../src/slices/normalize-slice.ts';
 
 const { values } = parseArgs({
   options: {

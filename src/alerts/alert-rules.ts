@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.ts';
-import { MAX_GAP } from '../operators/track-components.ts';
+import { MAX_GAP } from '../tracking/track-components.ts';
 import type { Severity } from './dendrite-alert.ts';
 
 /** When a tracked component counts as a dendrite worth telling someone about, and how loudly. */

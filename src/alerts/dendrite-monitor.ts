@@ -1,7 +1,7 @@
 import type { ModelIdentity } from '../inference/load-model.ts';
-import { estimateInterfaces, type InterfaceEstimate } from '../operators/estimate-interfaces.ts';
-import type { MaskedSlice } from '../operators/slice-types.ts';
-import { createComponentTracker, type TrackedComponent } from '../operators/track-components.ts';
+import type { MaskedSlice } from '../slices/slice-types.ts';
+import { estimateInterfaces, type InterfaceEstimate } from '../tracking/estimate-interfaces.ts';
+import { createComponentTracker, type TrackedComponent } from '../tracking/track-components.ts';
 import { type AlertRules, severityFor } from './alert-rules.ts';
 import {
   alertIdFor,

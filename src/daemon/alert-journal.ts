@@ -2,6 +2,9 @@ import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { OutputError } from '../errors.ts';
 
+/** Inside each scan's store: the ids of the alerts already emitted (see AlertJournal). */
+export const ALERT_JOURNAL_FILE = 'xct-sentinel-alerts.journal';
+
 /**
  * The alert ids a scan has emitted, one per line, each appended and synced once every sink has
  * acknowledged the alert (the daemon writes a refusing sink again until it does; stopped before,

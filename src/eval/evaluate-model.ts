@@ -1,10 +1,10 @@
 import type { SegmentationModel } from '../inference/load-model.ts';
 import { segmentSlice } from '../inference/segment-slice.ts';
-import { normalizeSlice } from '../operators/normalize-slice.ts';
-import { extractPatches, tileGrid } from '../operators/tile-grid.ts';
 import type { Morphology } from '../sim/grow-dendrite.ts';
 import { createPhantom } from '../sim/phantom.ts';
 import { dendriteHabits, HABITS, renderSlice } from '../sim/render-slice.ts';
+import { normalizeSlice } from '../slices/normalize-slice.ts';
+import { extractPatches, tileGrid } from '../slices/tile-grid.ts';
 import { SegmentationMetrics, type SegmentationScores } from './segmentation-metrics.ts';
 
 export interface EvaluateOptions {

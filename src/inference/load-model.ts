@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ModelError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { Normalization } from '../operators/normalize-slice.ts';
+import type { Normalization } from '../slices/normalize-slice.ts';
 import { MODELS_DIR, type ModelCard, type OnnxModelCard, readModelCard } from './model-card.ts';
 import { type OnnxRunner, openOnnxRunner } from './onnx-runner.ts';
 import type { Provider } from './open-onnx-session.ts';

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelError } from '../errors.ts';
-import type { Normalization } from '../operators/normalize-slice.ts';
+import type { Normalization } from '../slices/normalize-slice.ts';
 
 /** The shipped models: `models/` at the package root, whether running from `src/` or `dist/`. */
 export const MODELS_DIR = fileURLToPath(new URL('../../models/', import.meta.url));

@@ -1,7 +1,7 @@
 import type { TypedArray } from '../codecs/dtype.ts';
-import { modelInput } from '../operators/blend-neighbours.ts';
-import { createStitcher } from '../operators/stitch-patches.ts';
-import { extractPatches, tileGrid } from '../operators/tile-grid.ts';
+import { modelInput } from '../slices/blend-neighbours.ts';
+import { createStitcher } from '../slices/stitch-patches.ts';
+import { extractPatches, tileGrid } from '../slices/tile-grid.ts';
 import type { SegmentationModel } from './load-model.ts';
 
 export interface SegmentSliceOptions {

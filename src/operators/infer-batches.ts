@@ -1,8 +1,8 @@
 import { Observable, type OperatorFunction } from 'rxjs';
 import { isXctError, ModelError } from '../errors.ts';
 import type { SegmentationModel } from '../inference/load-model.ts';
-import type { NormalizedSlice, PatchJob, PatchResult } from './slice-types.ts';
-import { extractPatches } from './tile-grid.ts';
+import type { NormalizedSlice, PatchJob, PatchResult } from '../slices/slice-types.ts';
+import { extractPatches } from '../slices/tile-grid.ts';
 
 export interface InferStats {
   batch: number;

@@ -1,7 +1,7 @@
 import { Observable, type OperatorFunction } from 'rxjs';
-import type { NormalizedSlice, PatchResult, StitchedSlice } from './slice-types.ts';
-import { createStitcher, type Stitcher } from './stitch-patches.ts';
-import { resolveTileOptions, type TileOptions, tileGeometryKey } from './tile-grid.ts';
+import type { NormalizedSlice, PatchResult, StitchedSlice } from '../slices/slice-types.ts';
+import { createStitcher, type Stitcher } from '../slices/stitch-patches.ts';
+import { resolveTileOptions, type TileOptions, tileGeometryKey } from '../slices/tile-grid.ts';
 
 /** Stitchers kept for reuse (slices in flight rarely exceed a handful). */
 const MAX_IDLE = 4;

@@ -1,6 +1,6 @@
 import { map, type OperatorFunction } from 'rxjs';
 import { ConfigError } from '../errors.ts';
-import type { MaskedSlice, StitchedSlice } from './slice-types.ts';
+import type { MaskedSlice, StitchedSlice } from '../slices/slice-types.ts';
 
 /**
  * Call a voxel dendrite where its probability reaches the threshold. The same pass also quantizes the

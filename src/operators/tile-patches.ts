@@ -1,6 +1,6 @@
 import { mergeMap, type OperatorFunction } from 'rxjs';
-import type { NormalizedSlice, PatchJob } from './slice-types.ts';
-import { resolveTileOptions, type TileOptions, tileGrid } from './tile-grid.ts';
+import type { NormalizedSlice, PatchJob } from '../slices/slice-types.ts';
+import { resolveTileOptions, type TileOptions, tileGrid } from '../slices/tile-grid.ts';
 
 /** Cut each normalized slice into model-sized patches (overlapping; `inferBatches` copies them out, edges reflect-padded). */
 export function tilePatches<S extends NormalizedSlice>(

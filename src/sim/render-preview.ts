@@ -1,5 +1,5 @@
 import { encode } from 'fast-png';
-import { percentileRange } from '../operators/normalize-slice.ts';
+import { percentileRange } from '../slices/normalize-slice.ts';
 import type { Phantom } from './phantom.ts';
 import { LABEL, renderSlice } from './render-slice.ts';
 

@@ -8,6 +8,11 @@ import * as zarr from 'zarrita';
 import { type Dtype, dtypeOf, TYPED_ARRAYS, type TypedArray } from '../codecs/dtype.ts';
 import { type ErrorContext, isXctError, OutputError } from '../errors.ts';
 
+/** The one place a scan's store is named: `<out>/<scanId>.ome.zarr`. */
+export function scanStorePath(out: string, scanId: string): string {
+  return join(out, `${scanId}.ome.zarr`);
+}
+
 /** Voxel edge lengths in micrometres, in the arrays' axis order. */
 export interface VoxelSizeUm {
   z: number;
@@ -28,7 +33,7 @@ export type ZarrCompression = 'none' | 'gzip';
 
 /** Where and how one scan's image, mask and probability volumes are written. */
 export interface ZarrScanWriterOptions {
-  /** The store folder, conventionally `<out>/<scanId>.ome.zarr`. */
+  /** The store folder, conventionally `scanStorePath(out, scanId)`. */
   root: string;
   scanId: string;
   width: number;

@@ -8,10 +8,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { encode } from 'fast-png';
 import type { DendriteAlert } from '../alerts/dendrite-alert.ts';
-import { DEFAULT_NORMALIZATION, normalizeSlice } from '../operators/normalize-slice.ts';
-import type { MaskedSlice } from '../operators/slice-types.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
 import { readZarrScanPlane } from '../sinks/zarr-scan-writer.ts';
+import { DEFAULT_NORMALIZATION, normalizeSlice } from '../slices/normalize-slice.ts';
+import type { MaskedSlice } from '../slices/slice-types.ts';
 import { VIEW_PAGE } from './view-page.ts';
 
 /** Scans kept after they complete, newest first. */

@@ -2,7 +2,7 @@ import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { ALERT_JOURNAL_FILE } from '../../src/daemon/run-daemon.ts';
+import { ALERT_JOURNAL_FILE } from '../../src/daemon/alert-journal.ts';
 import { runLiveScanner } from '../../src/sim/live-scanner.ts';
 import { Rng } from '../../src/sim/rng.ts';
 import { readZarrScanProgress } from '../../src/sinks/zarr-scan-writer.ts';

@@ -6,10 +6,10 @@ import { measureSpeed } from '../../src/eval/evaluate-model.ts';
 import { loadModel, sessionLayout } from '../../src/inference/load-model.ts';
 import { MODELS_DIR, readModelCard } from '../../src/inference/model-card.ts';
 import { openOnnxRunner, poolRunners } from '../../src/inference/onnx-runner.ts';
-import { normalizeSlice } from '../../src/operators/normalize-slice.ts';
-import { extractPatches, tileGrid } from '../../src/operators/tile-grid.ts';
 import { createPhantom } from '../../src/sim/phantom.ts';
 import { renderSlice } from '../../src/sim/render-slice.ts';
+import { normalizeSlice } from '../../src/slices/normalize-slice.ts';
+import { extractPatches, tileGrid } from '../../src/slices/tile-grid.ts';
 
 t.test('session layout: threads in all are shared among the sessions', async (t) => {
   t.same(sessionLayout({ threads: 2 }), { sessions: 2, threads: 1 }, 'two threads: two sessions of one');

@@ -3,11 +3,11 @@ import t from 'tap';
 import type { SegmentationModel } from '../../src/inference/load-model.ts';
 import { inferBatches } from '../../src/operators/infer-batches.ts';
 import { microBatch } from '../../src/operators/micro-batch.ts';
-import type { NormalizedSlice } from '../../src/operators/slice-types.ts';
 import { stitchSlices } from '../../src/operators/stitch-slices.ts';
 import { thresholdMask } from '../../src/operators/threshold-mask.ts';
 import { tilePatches } from '../../src/operators/tile-patches.ts';
 import { quantizeProbability } from '../../src/sinks/zarr-scan-writer.ts';
+import type { NormalizedSlice } from '../../src/slices/slice-types.ts';
 
 /**
  * A stand-in model for the stitching test (the thing under test is the stitch, not the model); with

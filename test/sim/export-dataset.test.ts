@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { blendNeighbours } from '../../src/operators/blend-neighbours.ts';
-import { normalizeSlice } from '../../src/operators/normalize-slice.ts';
 import { datasetScan, exportDataset } from '../../src/sim/export-dataset.ts';
 import { dendriteOwners, renderSlice } from '../../src/sim/render-slice.ts';
+import { blendNeighbours } from '../../src/slices/blend-neighbours.ts';
+import { normalizeSlice } from '../../src/slices/normalize-slice.ts';
 
 const numpyAvailable = (() => {
   try {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { ConfigError } from '../../src/errors.ts';
-import { estimateInterfaces } from '../../src/operators/estimate-interfaces.ts';
 import { Rng } from '../../src/sim/rng.ts';
+import { estimateInterfaces } from '../../src/tracking/estimate-interfaces.ts';
 
 /** A seeded stream in [0, 1): the project's own PRNG, the same numbers on every run. */
 function rng(seed: number): () => number {

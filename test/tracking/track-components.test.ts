@@ -1,12 +1,12 @@
 import t from 'tap';
 import { ConfigError } from '../../src/errors.ts';
+import { Rng } from '../../src/sim/rng.ts';
 import {
   type Connectivity,
   createComponentTracker,
   type SliceUpdate,
   type TrackedComponent,
-} from '../../src/operators/track-components.ts';
-import { Rng } from '../../src/sim/rng.ts';
+} from '../../src/tracking/track-components.ts';
 
 /** A seeded stream in [0, 1): the project's own PRNG, the same numbers on every run. */
 function rng(seed: number): () => number {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { blendNeighbours } from '../../src/operators/blend-neighbours.ts';
+import { blendNeighbours } from '../../src/slices/blend-neighbours.ts';
 
 t.test('float slices: (1 − 2w)·current + w·previous + w·next', async (t) => {
   const current = Float32Array.of(1, 2, 3);

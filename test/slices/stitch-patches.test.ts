@@ -1,8 +1,8 @@
 import t from 'tap';
 import { ConfigError } from '../../src/errors.ts';
-import { blendWindow, createStitcher } from '../../src/operators/stitch-patches.ts';
-import { extractPatches, tileGrid } from '../../src/operators/tile-grid.ts';
 import { Rng } from '../../src/sim/rng.ts';
+import { blendWindow, createStitcher } from '../../src/slices/stitch-patches.ts';
+import { extractPatches, tileGrid } from '../../src/slices/tile-grid.ts';
 
 /** A seeded stream in [0, 1): the project's own PRNG, the same numbers on every run. */
 function rng(seed: number): () => number {

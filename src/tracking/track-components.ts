@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.ts';
-import { checkImageSize } from './tile-grid.ts';
+import { checkImageSize } from '../slices/tile-grid.ts';
 
 /** 6: voxels touch through faces only; 26: through faces, edges or corners. */
 export type Connectivity = 6 | 26;

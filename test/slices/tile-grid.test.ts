@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ConfigError, isXctError } from '../../src/errors.ts';
-import { extractPatches, reflectIndex, resolveTileOptions, tileGrid } from '../../src/operators/tile-grid.ts';
+import { extractPatches, reflectIndex, resolveTileOptions, tileGrid } from '../../src/slices/tile-grid.ts';
 
 const SIZES: [number, number][] = [
   [1, 1],

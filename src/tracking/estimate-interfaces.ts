@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.ts';
-import { checkImageSize } from './tile-grid.ts';
+import { checkImageSize } from '../slices/tile-grid.ts';
 
 /** Where the two Li|electrolyte interfaces of a slice lie, column by column. */
 export interface InterfaceEstimate {
