@@ -5,16 +5,13 @@
  */
 import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { DecodeError } from '../errors.ts';
 import type { ArchiveVolume } from './archive-volume.ts';
+import { isSliceName, META_NAME, parseSliceNumber, scanMetaFields } from './scan-folder.ts';
 import type { ScanMeta } from './source-event.ts';
-import { parseSliceNumber } from './watch-folder.ts';
 
 const STAGE = 'source';
-const META_NAME = 'scan.json';
-/** The slice files the live folder source accepts. */
-export const SLICE_EXTENSIONS: ReadonlySet<string> = new Set(['.tif', '.tiff', '.raw']);
 
 /** Open a folder of slice files; throws a DecodeError when it holds none. */
 export async function openSliceFolder(dir: string): Promise<ArchiveVolume> {
@@ -141,30 +138,11 @@ async function readScanJson(
     return { meta, rate: undefined };
   }
   const r = value as Record<string, unknown>;
-  const positive = (key: string, integer: boolean): number | undefined => {
-    const v = r[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v === 'number' && v > 0 && (integer ? Number.isSafeInteger(v) : Number.isFinite(v))) return v;
-    notes.push(
-      `${path}: ${key} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(v)}; ignored`,
-    );
-    return undefined;
-  };
-  const expected = positive('expectedSlices', true);
-  if (expected !== undefined) meta.expectedSlices = expected;
-  const width = positive('width', true);
-  if (width !== undefined) meta.width = width;
-  const height = positive('height', true);
-  if (height !== undefined) meta.height = height;
-  const voxel = positive('voxelSizeUm', false);
-  if (voxel !== undefined) meta.voxelSizeUm = voxel;
-  if (typeof r['sampleId'] === 'string') meta.sampleId = r['sampleId'];
-  return { meta, rate: positive('rate', false) };
-}
-
-/** A slice file as the live folder source sees one: right extension, not hidden or temporary. */
-function isSliceName(name: string): boolean {
-  const lower = name.toLowerCase();
-  if (name.startsWith('.') || lower.endsWith('.partial') || lower.endsWith('.tmp')) return false;
-  return SLICE_EXTENSIONS.has(extname(lower));
+  const fields = scanMetaFields(r);
+  for (const problem of fields.problems) notes.push(`${path}: ${problem}; ignored`);
+  const rate = r['rate'];
+  if (rate === undefined || rate === null) return { meta: fields.meta, rate: undefined };
+  if (typeof rate === 'number' && Number.isFinite(rate) && rate > 0) return { meta: fields.meta, rate };
+  notes.push(`${path}: rate must be a positive number, got ${JSON.stringify(rate)}; ignored`);
+  return { meta: fields.meta, rate: undefined };
 }

@@ -9,32 +9,28 @@
  * the pipeline decodes when it is ready.
  */
 import { lstatSync, type Stats } from 'node:fs';
-import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { Observable } from 'rxjs';
 import { ConfigError, DecodeError, SourceError, type XctError } from '../errors.ts';
+import { type FileSig, fileState, sameSig } from './file-stability.ts';
+import {
+  DONE_NAME,
+  isIgnoredName,
+  META_NAME,
+  parseSliceNumber,
+  SLICE_EXTENSIONS,
+  scanMetaFields,
+  sidecarPath,
+} from './scan-folder.ts';
+import { type GapInfo, type SequencerStep, SliceSequencer } from './slice-sequencer.ts';
 import type { ScanMeta } from './source-event.ts';
+import { symlinkVerdict } from './symlink-policy.ts';
+import { normalizeWatchOptions, type WatchFolderOptions } from './watch-folder-options.ts';
 
+export { WATCH_FOLDER_DEFAULTS, type WatchFolderOptions } from './watch-folder-options.ts';
 export type { ScanMeta };
-
-/** Timing knobs and symlink policy of `watchFolder`; every field has a default. */
-export interface WatchFolderOptions {
-  /** A scan ends after no new or changed file in its folder for this long. */
-  idleTimeoutMs?: number;
-  /** How long a gap in z waits for its slice while later slices are waiting. */
-  missingSliceTimeoutMs?: number;
-  /** A file whose size, mtime and inode stay unchanged this long is completely written. */
-  stabilityMs?: number;
-  /** How often a file being written is checked (and chokidar's interval when polling). */
-  pollMs?: number;
-  /** Follow symlinks anywhere; by default a symlink leading outside the root is refused. */
-  followSymlinks?: boolean;
-  /** Poll the file system instead of OS events (network shares, some containers). */
-  usePolling?: boolean;
-  /** The z the scanner's numbering starts at; lower numbers are never waited for. */
-  firstSlice?: number;
-}
 
 /** Why a scan ended. */
 export type ScanEndReason = 'done-marker' | 'expected-count' | 'idle-timeout';
@@ -99,31 +95,7 @@ export type FolderEvent =
   | ScanEndEvent
   | FolderErrorEvent;
 
-/** The defaults of every `watchFolder` option. */
-export const WATCH_FOLDER_DEFAULTS: Readonly<Required<WatchFolderOptions>> = Object.freeze({
-  idleTimeoutMs: 60_000,
-  missingSliceTimeoutMs: 10_000,
-  stabilityMs: 300,
-  pollMs: 50,
-  followSymlinks: false,
-  usePolling: false,
-  firstSlice: 0,
-});
-
-type ResolvedOptions = Required<WatchFolderOptions>;
-
-const META_NAME = 'scan.json';
-const DONE_NAME = 'scan.done';
-const SLICE_EXTENSIONS = new Set(['.tif', '.tiff', '.raw']);
-// setTimeout fires at once for longer delays, which would end every scan immediately.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const STAGE = 'source';
-
-interface FileSig {
-  size: number;
-  mtimeMs: number;
-  ino: number;
-}
 
 /** A file being watched until it is completely written. */
 interface Tracked {
@@ -164,12 +136,9 @@ interface Scan {
   ending: 'done-marker' | 'idle-timeout' | undefined;
   /** Admissions (lstat, readdir) in flight: the end must not overtake a file being registered. */
   busy: number;
-  nextZ: number;
-  emittedCount: number;
-  missing: number[];
+  /** The order slices go out in: each z once, increasing, or reported missing. */
+  seq: SliceSequencer<ReadySlice>;
   pending: Map<string, Tracked>;
-  /** Complete slices waiting for their predecessors, by z. */
-  ready: Map<number, ReadySlice>;
   /** Complete `.raw` slices whose sidecar is not there yet, by path. */
   parked: Map<string, ReadySlice>;
   /** What each emitted file looked like when emitted, to catch rewrites. */
@@ -188,7 +157,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
   if (typeof root !== 'string' || root.length === 0) {
     throw new ConfigError('watchFolder: root must be a non-empty folder path', { option: 'root' });
   }
-  const o = normalizeOptions(options);
+  const o = normalizeWatchOptions(options);
   const rootDir = resolve(root);
   return new Observable<FolderEvent>((subscriber) => {
     let closed = false;
@@ -247,6 +216,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
     const scanFor = (id: string): Scan => {
       let scan = scans.get(id);
       if (scan) return scan;
+      const meta = { expected: (): number | undefined => undefined };
       scan = {
         id,
         dir: join(rootDir, id),
@@ -257,11 +227,12 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
         ended: false,
         ending: undefined,
         busy: 0,
-        nextZ: o.firstSlice,
-        emittedCount: 0,
-        missing: [],
+        seq: new SliceSequencer({
+          firstSlice: o.firstSlice,
+          missingSliceTimeoutMs: o.missingSliceTimeoutMs,
+          expected: () => meta.expected(),
+        }),
         pending: new Map(),
-        ready: new Map(),
         parked: new Map(),
         emitted: new Map(),
         seen: new Set(),
@@ -271,6 +242,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
       };
       scans.set(id, scan);
       const created = scan;
+      meta.expected = () => created.meta.expectedSlices;
       // scan.json is often written just after the folder: give it a moment so scan-start carries it.
       created.metaTimer = later(() => start(created), 2 * o.stabilityMs + 2 * o.pollMs);
       touch(created);
@@ -326,76 +298,46 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
       if (scan.startWanted) start(scan);
     };
 
-    const expectedReached = (scan: Scan): boolean =>
-      scan.meta.expectedSlices !== undefined && scan.nextZ >= o.firstSlice + scan.meta.expectedSlices;
-
-    const emitSlice = (scan: Scan, slice: ReadySlice): void => {
-      scan.ready.delete(slice.z);
-      scan.emitted.set(slice.path, slice.sig);
-      scan.emittedCount++;
-      scan.nextZ = slice.z + 1;
-      emit({ type: 'slice', scanId: scan.id, z: slice.z, path: slice.path, readyAt: slice.readyAt });
-    };
-
-    const markMissing = (scan: Scan, z: number, reason: string): void => {
-      // A raw file parked for want of its sidecar is accounted for by this event.
-      for (const [path, p] of scan.parked) if (p.z === z) scan.parked.delete(path);
-      scan.missing.push(z);
-      scan.nextZ = z + 1;
-      emit({ type: 'slice-missing', scanId: scan.id, z, reason });
-    };
-
-    /** A file for `z` is still being written, so its gap is not a loss yet. */
-    const beingWritten = (scan: Scan, z: number): boolean => {
-      for (const t of scan.pending.values()) {
-        if (t.kind === 'slice' && t.z === z && !t.empty && !scan.emitted.has(t.path)) return true;
+    /** Carry out what the sequencer decided: slices and gaps out, or the end by expected count. */
+    const apply = (scan: Scan, steps: SequencerStep<ReadySlice>[]): void => {
+      for (const step of steps) {
+        if (closed) return;
+        if (step.type === 'slice') {
+          const { slice } = step;
+          scan.emitted.set(slice.path, slice.sig);
+          emit({ type: 'slice', scanId: scan.id, z: slice.z, path: slice.path, readyAt: slice.readyAt });
+        } else if (step.type === 'missing') {
+          // A raw file parked for want of its sidecar is accounted for by this event.
+          for (const [path, p] of scan.parked) if (p.z === step.z) scan.parked.delete(path);
+          emit({ type: 'slice-missing', scanId: scan.id, z: step.z, reason: step.reason });
+        } else end(scan, 'expected-count');
       }
-      return false;
     };
 
-    const gapReason = (scan: Scan, z: number, fallback: string): string => {
-      for (const t of scan.pending.values()) {
-        if (t.kind === 'slice' && t.z === z && t.empty) return `${t.name} is empty (0 bytes)`;
-      }
-      for (const p of scan.parked.values()) {
-        if (p.z === z) return `${p.path} has no sidecar ${sidecarPath(p.path)}`;
-      }
-      return fallback;
-    };
+    /** What the sequencer needs to know of the scan's files about a gap. */
+    const gapsOf = (scan: Scan): GapInfo => ({
+      beingWritten: (z) => {
+        for (const t of scan.pending.values())
+          if (t.kind === 'slice' && t.z === z && !t.empty && !scan.emitted.has(t.path)) return true;
+        return false;
+      },
+      reason: (z, fallback) => {
+        for (const t of scan.pending.values())
+          if (t.kind === 'slice' && t.z === z && t.empty) return `${t.name} is empty (0 bytes)`;
+        for (const p of scan.parked.values())
+          if (p.z === z) return `${p.path} has no sidecar ${sidecarPath(p.path)}`;
+        return fallback;
+      },
+    });
 
     /** Emit every slice whose predecessors are all emitted or given up, then re-arm the gap timer. */
     const advance = (scan: Scan): void => {
       if (!scan.started || scan.ended) return;
       scan.gapTimer = cancel(scan.gapTimer);
-      let oldest = Number.POSITIVE_INFINITY;
-      while (!closed) {
-        if (expectedReached(scan)) {
-          end(scan, 'expected-count');
-          return;
-        }
-        const slice = scan.ready.get(scan.nextZ);
-        if (slice) {
-          emitSlice(scan, slice);
-          continue;
-        }
-        if (scan.ready.size === 0) return;
-        // The gap has lasted since the first of the slices above it was ready.
-        oldest = Math.min(...[...scan.ready.values()].map((s) => s.readyAt));
-        if (Date.now() < oldest + o.missingSliceTimeoutMs || beingWritten(scan, scan.nextZ)) break;
-        markMissing(
-          scan,
-          scan.nextZ,
-          gapReason(
-            scan,
-            scan.nextZ,
-            `no complete file within ${o.missingSliceTimeoutMs} ms while later slices waited`,
-          ),
-        );
-      }
-      if (closed) return;
-      const delay = oldest + o.missingSliceTimeoutMs - Date.now();
-      // Past the deadline but blocked by a file being written: that file's completion re-runs this.
-      if (delay > 0) scan.gapTimer = later(() => advance(scan), delay);
+      const { steps, wakeAt } = scan.seq.advance(Date.now(), gapsOf(scan));
+      apply(scan, steps);
+      if (closed || scan.ended || wakeAt === undefined) return;
+      scan.gapTimer = later(() => advance(scan), Math.max(0, wakeAt - Date.now()));
     };
 
     /** After scan.done or the idle timeout: once nothing is being written, flush and end. */
@@ -409,23 +351,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
       // A scan.json not read yet decides the expected count: its reading comes back here.
       if (!start(scan) || scan.ended) return;
       // The scan is over: holes below the last complete slice will not be filled now.
-      while (scan.ready.size > 0 && !closed && !expectedReached(scan)) {
-        const slice = scan.ready.get(scan.nextZ);
-        if (slice) emitSlice(scan, slice);
-        else
-          markMissing(
-            scan,
-            scan.nextZ,
-            gapReason(scan, scan.nextZ, `no complete file when the scan ended (${why})`),
-          );
-      }
-      while (scan.meta.expectedSlices !== undefined && !expectedReached(scan) && !closed) {
-        markMissing(
-          scan,
-          scan.nextZ,
-          gapReason(scan, scan.nextZ, `no complete file when the scan ended (${why})`),
-        );
-      }
+      apply(scan, scan.seq.flush(why, gapsOf(scan)));
       if (!closed) end(scan, why);
     };
 
@@ -435,7 +361,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
       scan.metaTimer = cancel(scan.metaTimer);
       scan.idleTimer = cancel(scan.idleTimer);
       scan.gapTimer = cancel(scan.gapTimer);
-      const leftovers = [...scan.ready.values(), ...scan.parked.values()].map((s) => ({
+      const leftovers = [...scan.seq.waiting(), ...scan.parked.values()].map((s) => ({
         z: s.z,
         path: s.path,
         why: `the scan ended (${reason}) before its turn`,
@@ -443,7 +369,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
       for (const t of scan.pending.values()) {
         cancel(t.timer);
         // Ones already reported missing (an empty file at a gap) need no second word.
-        if (t.kind === 'slice' && !scan.emitted.has(t.path) && !scan.missing.includes(t.z)) {
+        if (t.kind === 'slice' && !scan.emitted.has(t.path) && !scan.seq.missing.includes(t.z)) {
           leftovers.push({
             z: t.z,
             path: t.path,
@@ -453,14 +379,14 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
       }
       leftovers.sort((a, b) => a.z - b.z);
       scan.pending.clear();
-      scan.ready.clear();
+      scan.seq.clear();
       scan.parked.clear();
       emit({
         type: 'scan-end',
         scanId: scan.id,
         reason,
-        slices: scan.emittedCount,
-        missing: [...scan.missing],
+        slices: scan.seq.emitted,
+        missing: [...scan.seq.missing],
       });
       for (const s of leftovers) {
         report(fail(s.path, `slice ${s.z} not emitted: ${s.why}`, scan.id, s.z), scan.id, s.path);
@@ -508,16 +434,16 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
       if (closed || scan.pending.get(t.path) !== t) return;
       const sig: FileSig = { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
       const now = Date.now();
-      if (t.sig === undefined || !sameSig(t.sig, sig)) {
+      const state = fileState(t, sig, now, o.stabilityMs);
+      if (state === 'changed') {
         t.sig = sig;
         t.since = now;
         t.empty = false;
-      } else if (now - t.since >= o.stabilityMs) {
-        if (sig.size > 0) {
-          scan.pending.delete(t.path);
-          onStable(scan, t, sig, now);
-          return;
-        }
+      } else if (state === 'complete') {
+        scan.pending.delete(t.path);
+        onStable(scan, t, sig, now);
+        return;
+      } else if (state === 'empty') {
         if (!t.empty) {
           t.empty = true;
           // An empty scan.json says nothing yet; if it fills later, scan-meta follows.
@@ -591,32 +517,11 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
     };
 
     const accept = (scan: Scan, slice: ReadySlice): void => {
-      if (slice.z < scan.nextZ) {
-        const what = scan.missing.includes(slice.z)
-          ? 'after it was reported missing'
-          : 'after that z was emitted';
-        report(
-          fail(slice.path, `slice ${slice.z} arrived ${what}; not emitted`, scan.id, slice.z),
-          scan.id,
-          slice.path,
-        );
+      const refusal = scan.seq.offer(slice);
+      if (refusal !== undefined) {
+        report(fail(slice.path, refusal, scan.id, slice.z), scan.id, slice.path);
         return;
       }
-      const other = scan.ready.get(slice.z);
-      if (other !== undefined && other.path !== slice.path) {
-        report(
-          fail(
-            slice.path,
-            `slice ${slice.z} is already provided by ${other.path}; not emitted`,
-            scan.id,
-            slice.z,
-          ),
-          scan.id,
-          slice.path,
-        );
-        return;
-      }
-      scan.ready.set(slice.z, slice);
       advance(scan);
     };
 
@@ -650,34 +555,12 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
 
     /** Whether a file may be read: not a symlink leading outside the root (unless following them). */
     const allowed = async (path: string, scanId: string | undefined): Promise<boolean> => {
-      if (o.followSymlinks) return true;
-      let info: Stats;
-      try {
-        info = await lstat(path);
-      } catch {
-        return false; // gone already; chokidar will report its unlink
-      }
-      if (!info.isSymbolicLink()) return true;
-      let target: string;
-      try {
-        target = await realpath(path);
-      } catch (cause) {
-        reportOnce(
-          `dangling:${path}`,
-          fail(path, 'is a symlink to nothing', scanId, undefined, cause),
-          scanId,
-          path,
-        );
-        return false;
-      }
-      if (isInside(realRoot, target)) return true;
+      const verdict = await symlinkVerdict(path, { dir: rootDir, real: realRoot }, o.followSymlinks);
+      // Gone already: chokidar will report its unlink.
+      if (verdict.ok || verdict.gone) return verdict.ok;
       reportOnce(
-        `outside:${path}`,
-        fail(
-          path,
-          `is a symlink to ${target}, outside ${rootDir}; not followed (set followSymlinks to allow)`,
-          scanId,
-        ),
+        `${verdict.kind}:${path}`,
+        fail(path, verdict.reason, scanId, undefined, verdict.cause),
         scanId,
         path,
       );
@@ -688,7 +571,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
     const admit = async (scan: Scan, path: string, name: string): Promise<void> => {
       scan.seen.add(path);
       // A slice seen complete but changed before its turn is not complete any more.
-      for (const [z, slice] of scan.ready) if (slice.path === path) scan.ready.delete(z);
+      scan.seq.withdraw(path);
       scan.busy++;
       let ok: boolean;
       try {
@@ -791,7 +674,7 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
         cancel(t.timer);
         scan.pending.delete(path);
       }
-      for (const [z, slice] of scan.ready) if (slice.path === path) scan.ready.delete(z);
+      scan.seq.withdraw(path);
       scan.parked.delete(path);
       scan.seen.delete(path);
       // A start waiting for a scan.json that is gone now need not wait.
@@ -915,87 +798,6 @@ export function watchFolder(root: string, options: WatchFolderOptions = {}): Obs
   });
 }
 
-/** Check every option once and fill in defaults; a bad value is a ConfigError naming the option. */
-function normalizeOptions(options: WatchFolderOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('watchFolder: options must be an object', { option: 'options' });
-  }
-  const known = Object.keys(WATCH_FOLDER_DEFAULTS);
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      throw new ConfigError(`watchFolder: unknown option "${key}"; known options: ${known.join(', ')}`, {
-        option: key,
-      });
-    }
-  }
-  const out: ResolvedOptions = { ...WATCH_FOLDER_DEFAULTS };
-  const ms = (key: 'idleTimeoutMs' | 'missingSliceTimeoutMs' | 'stabilityMs' | 'pollMs', min: number) => {
-    const value: unknown = options[key];
-    if (value === undefined) return;
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > MAX_TIMER_MS) {
-      throw new ConfigError(
-        `watchFolder: ${key} must be a number of milliseconds ${min === 0 ? '>= 0' : '> 0'} and <= ${MAX_TIMER_MS}, got ${String(value)}`,
-        { option: key },
-      );
-    }
-    out[key] = value;
-  };
-  ms('idleTimeoutMs', Number.MIN_VALUE);
-  ms('missingSliceTimeoutMs', 0);
-  ms('stabilityMs', 0);
-  ms('pollMs', Number.MIN_VALUE);
-  for (const key of ['followSymlinks', 'usePolling'] as const) {
-    const value: unknown = options[key];
-    if (value === undefined) continue;
-    if (typeof value !== 'boolean') {
-      throw new ConfigError(`watchFolder: ${key} must be true or false, got ${String(value)}`, {
-        option: key,
-      });
-    }
-    out[key] = value;
-  }
-  const first: unknown = options.firstSlice;
-  if (first !== undefined) {
-    if (typeof first !== 'number' || !Number.isSafeInteger(first) || first < 0) {
-      throw new ConfigError(`watchFolder: firstSlice must be an integer >= 0, got ${String(first)}`, {
-        option: 'firstSlice',
-      });
-    }
-    out.firstSlice = first;
-  }
-  return out;
-}
-
-/** Temporary and hidden files that writers rename into place later. */
-function isIgnoredName(name: string): boolean {
-  const lower = name.toLowerCase();
-  return name.startsWith('.') || lower.endsWith('.partial') || lower.endsWith('.tmp');
-}
-
-/** The slice number: the last run of digits before the extension (`slice_00012.tif` → 12). */
-export function parseSliceNumber(name: string): number | undefined {
-  const stem = name.slice(0, name.length - extname(name).length);
-  const digits = stem.match(/\d+/g);
-  const last = digits?.[digits.length - 1];
-  if (last === undefined) return undefined;
-  const z = Number(last);
-  return Number.isSafeInteger(z) ? z : undefined;
-}
-
-/** `slice_0001.raw` → `slice_0001.json`. */
-function sidecarPath(rawPath: string): string {
-  return rawPath.slice(0, rawPath.length - extname(rawPath).length) + '.json';
-}
-
-function sameSig(a: FileSig, b: FileSig): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
-}
-
-function isInside(dir: string, path: string): boolean {
-  const rel = relative(dir, path);
-  return rel !== '' && !isAbsolute(rel) && rel !== '..' && !rel.startsWith(`..${sep}`);
-}
-
 function errorCode(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null || !('code' in err)) return undefined;
   return typeof err.code === 'string' ? err.code : undefined;
@@ -1018,28 +820,7 @@ function parseScanJson(text: string, path: string, scanId: string): ScanMeta {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw bad('must hold a JSON object');
   }
-  const record = value as Record<string, unknown>;
-  const meta: ScanMeta = {};
-  const problems: string[] = [];
-  const positiveInt = (key: 'expectedSlices' | 'width' | 'height') => {
-    const v = record[key];
-    if (v === undefined || v === null) return;
-    if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) meta[key] = v;
-    else problems.push(`${key} must be a positive integer, got ${JSON.stringify(v)}`);
-  };
-  positiveInt('expectedSlices');
-  positiveInt('width');
-  positiveInt('height');
-  const voxel = record['voxelSizeUm'];
-  if (voxel !== undefined && voxel !== null) {
-    if (typeof voxel === 'number' && Number.isFinite(voxel) && voxel > 0) meta.voxelSizeUm = voxel;
-    else problems.push(`voxelSizeUm must be a positive number, got ${JSON.stringify(voxel)}`);
-  }
-  const sample = record['sampleId'];
-  if (sample !== undefined && sample !== null) {
-    if (typeof sample === 'string') meta.sampleId = sample;
-    else problems.push(`sampleId must be a string, got ${JSON.stringify(sample)}`);
-  }
+  const { meta, problems } = scanMetaFields(value as Record<string, unknown>);
   if (problems.length > 0) throw bad(`${problems.join('; ')}; scan metadata ignored`);
   return meta;
 }
