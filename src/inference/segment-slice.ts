@@ -1,7 +1,12 @@
-import type { TypedArray } from '../codecs/dtype.ts';
+import { lastValueFrom, of } from 'rxjs';
+import { dtypeOf, type TypedArray } from '../codecs/dtype.ts';
+import { inferBatches } from '../operators/infer-batches.ts';
+import { microBatch } from '../operators/micro-batch.ts';
+import { stitchSlices } from '../operators/stitch-slices.ts';
+import { thresholdMask } from '../operators/threshold-mask.ts';
+import { tilePatches } from '../operators/tile-patches.ts';
 import { modelInput } from '../slices/blend-neighbours.ts';
-import { createStitcher } from '../slices/stitch-patches.ts';
-import { extractPatches, tileGrid } from '../slices/tile-grid.ts';
+import type { NormalizedSlice } from '../slices/slice-types.ts';
 import type { SegmentationModel } from './load-model.ts';
 
 export interface SegmentSliceOptions {
@@ -16,7 +21,11 @@ export interface SegmentSliceOptions {
   neighbourWeight?: number;
 }
 
-/** One slice through the model: (blend neighbours →) normalize → tile → infer → stitch → threshold. */
+/**
+ * One slice through the model outside the daemon (evaluation, threshold choice), through the
+ * daemon's own stages: (blend neighbours →) normalize → tile → micro-batch → infer → stitch →
+ * threshold. So what a model sees and returns has one definition.
+ */
 export async function segmentSlice(
   model: SegmentationModel,
   image: TypedArray,
@@ -26,23 +35,28 @@ export async function segmentSlice(
 ): Promise<{ prob: Float32Array; mask: Uint8Array; patches: number }> {
   const patch = model.patchSize;
   const overlap = options.overlap ?? 32;
-  const batch = options.batch ?? 16;
-  const normalized = modelInput(image, options.previous, options.next, {
-    neighbourWeight: options.neighbourWeight ?? model.neighbourWeight,
-    normalization: model.normalization,
-  });
-  const tiles = tileGrid(width, height, { patch, overlap });
-  const patches = extractPatches(normalized, width, height, tiles, patch);
-  const stitcher = createStitcher(width, height, tiles, { patch, overlap });
-  const area = patch * patch;
-  for (let start = 0; start < tiles.length; start += batch) {
-    const count = Math.min(batch, tiles.length - start);
-    const probs = await model.predict(patches.subarray(start * area, (start + count) * area), count);
-    for (let k = 0; k < count; k++) stitcher.add(start + k, probs.subarray(k * area, (k + 1) * area));
-    model.recycle?.(probs);
-  }
-  const prob = stitcher.result();
-  const mask = new Uint8Array(prob.length);
-  for (let i = 0; i < prob.length; i++) mask[i] = (prob[i] as number) >= model.threshold ? 1 : 0;
-  return { prob, mask, patches: tiles.length };
+  const maxBatch = options.batch ?? 16;
+  const slice: NormalizedSlice = {
+    scanId: 'segment-slice',
+    z: 0,
+    readyAt: 0,
+    width,
+    height,
+    dtype: dtypeOf(image),
+    data: image,
+    normalized: modelInput(image, options.previous, options.next, {
+      neighbourWeight: options.neighbourWeight ?? model.neighbourWeight,
+      normalization: model.normalization,
+    }),
+  };
+  const { prob, mask, patches } = await lastValueFrom(
+    of(slice).pipe(
+      tilePatches({ patch, overlap }),
+      microBatch({ maxBatch, maxDelayMs: 0 }),
+      inferBatches(model, { maxBatch }),
+      stitchSlices({ patch, overlap }),
+      thresholdMask(model.threshold),
+    ),
+  );
+  return { prob, mask, patches };
 }

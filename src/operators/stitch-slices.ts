@@ -6,7 +6,12 @@ import { resolveTileOptions, type TileOptions, tileGeometryKey } from '../slices
 /** Stitchers kept for reuse (slices in flight rarely exceed a handful). */
 const MAX_IDLE = 4;
 
-/** Blend each slice's patch probabilities back into one probability image, emitted once complete. */
+/**
+ * Blend each slice's patch probabilities back into one probability image, emitted once complete.
+ * The patches of one slice are told apart from another's by their `job.slice` object, which
+ * `tilePatches` shares among them: a contract between the two stages (a slice that passes twice
+ * must be two objects, as every decode makes it).
+ */
 export function stitchSlices<S extends NormalizedSlice>(
   options: TileOptions = {},
 ): OperatorFunction<PatchResult<S>, S & StitchedSlice> {

@@ -7,6 +7,7 @@ import FileSystemStore from '@zarrita/storage/fs';
 import * as zarr from 'zarrita';
 import { type Dtype, dtypeOf, TYPED_ARRAYS, type TypedArray } from '../codecs/dtype.ts';
 import { type ErrorContext, isXctError, OutputError } from '../errors.ts';
+import { quantizeProbability } from '../slices/probability.ts';
 
 /** The one place a scan's store is named: `<out>/<scanId>.ome.zarr`. */
 export function scanStorePath(out: string, scanId: string): string {
@@ -64,7 +65,7 @@ export interface ZarrScanWriterOptions {
 export interface ZarrScanSlice {
   image: TypedArray;
   mask: Uint8Array;
-  /** Dendrite probability 0–1, or already as stored (uint8, probability × 255; see quantizeProbability). */
+  /** Dendrite probability 0–1, or already as stored (uint8, probability × 255; see slices/probability.ts). */
   prob: Float32Array | Uint8Array;
 }
 
@@ -121,7 +122,6 @@ interface Settings {
   chunk: { y: number; x: number };
   imageCodecs: zarr.CodecMetadata[];
   labelCodecs: zarr.CodecMetadata[];
-  usesGzip: boolean;
   durable: boolean;
   model: ZarrModelInfo | undefined;
   signal: AbortSignal | undefined;
@@ -136,7 +136,6 @@ interface Arrays {
 /** Create (or, for the same scan, reopen and resume) the OME-Zarr store of one scan. */
 export async function createZarrScanWriter(options: ZarrScanWriterOptions): Promise<ZarrScanWriter> {
   const settings = normalizeOptions(options);
-  if (settings.usesGzip) registerNodeGzipCodec();
   const writer = new ScanWriter(settings);
   await writer.open();
   return writer;
@@ -200,7 +199,6 @@ export async function readZarrScanPlane(
   z: number,
   part: keyof typeof PATHS,
 ): Promise<{ width: number; height: number; data: TypedArray }> {
-  registerNodeGzipCodec();
   try {
     const array = await zarr.open(zarr.root(new FileSystemStore(root)).resolve(PATHS[part]), {
       kind: 'array',
@@ -692,14 +690,11 @@ class NodeGzipCodec {
 
 const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
-let gzipRegistered = false;
 
-/** Make zarrita's `gzip` codec able to encode (process-wide, once; decoding stays standard gzip). */
-function registerNodeGzipCodec(): void {
-  if (gzipRegistered) return;
-  gzipRegistered = true;
-  zarr.registry.set('gzip', async () => NodeGzipCodec);
-}
+// zarrita's codec registry is process-wide: loading this module makes its `gzip` codec able to
+// encode, for every store this process opens (decoding stays standard gzip). Said here, once, rather
+// than done on the side by whichever function first reads or writes a store.
+zarr.registry.set('gzip', async () => NodeGzipCodec);
 
 function normalizeOptions(options: ZarrScanWriterOptions): Settings {
   const { root, scanId } = options;
@@ -770,20 +765,10 @@ function normalizeOptions(options: ZarrScanWriterOptions): Settings {
     chunk,
     imageCodecs: codecs(imageCompression),
     labelCodecs: codecs(compression),
-    usesGzip: compression === 'gzip' || imageCompression === 'gzip',
     durable: options.durable ?? true,
     model: options.model,
     signal: options.signal,
   };
-}
-
-/** The probability 0..1 as uint8 0..255, rounded. */
-/** A probability map as the store keeps it: uint8, probability × 255, rounded. */
-export function quantizeProbability(prob: Float32Array): Uint8Array {
-  // Uint8ClampedArray rounds, clamps to 0..255 and maps NaN to 0 in the engine: one multiply per pixel.
-  const out = new Uint8ClampedArray(prob.length);
-  for (let i = 0; i < prob.length; i++) out[i] = prob[i]! * 255;
-  return new Uint8Array(out.buffer);
 }
 
 function multiscales(name: string, scale: readonly number[]): unknown[] {

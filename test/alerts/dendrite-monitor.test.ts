@@ -5,8 +5,8 @@ import { DendriteMonitor } from '../../src/alerts/dendrite-monitor.ts';
 import { createPhantom } from '../../src/sim/phantom.ts';
 import { LABEL, renderSlice } from '../../src/sim/render-slice.ts';
 import { summarizePhantom } from '../../src/sim/summarize-phantom.ts';
-import { quantizeProbability } from '../../src/sinks/zarr-scan-writer.ts';
 import { normalizeSlice } from '../../src/slices/normalize-slice.ts';
+import { quantizeProbability } from '../../src/slices/probability.ts';
 import type { MaskedSlice } from '../../src/slices/slice-types.ts';
 
 const model = { name: 'truth', version: '0', sha256: '0'.repeat(64), provider: 'cpu' as const };

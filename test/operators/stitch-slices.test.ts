@@ -6,7 +6,7 @@ import { microBatch } from '../../src/operators/micro-batch.ts';
 import { stitchSlices } from '../../src/operators/stitch-slices.ts';
 import { thresholdMask } from '../../src/operators/threshold-mask.ts';
 import { tilePatches } from '../../src/operators/tile-patches.ts';
-import { quantizeProbability } from '../../src/sinks/zarr-scan-writer.ts';
+import { quantizeProbability } from '../../src/slices/probability.ts';
 import type { NormalizedSlice } from '../../src/slices/slice-types.ts';
 
 /**
