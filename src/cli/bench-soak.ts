@@ -1,13 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Observable, Subject } from 'rxjs';
+import { Observable } from 'rxjs';
 import { DEFAULT_ALERT_RULES } from '../alerts/alert-rules.ts';
 import { DaemonStats } from '../daemon/daemon-stats.ts';
 import { runDaemon } from '../daemon/run-daemon.ts';
 import type { SegmentationModel } from '../inference/load-model.ts';
 import { createPhantom } from '../sim/phantom.ts';
 import { renderSlice } from '../sim/render-slice.ts';
+import { SliceCredits } from '../sources/slice-credits.ts';
 import type { SourceEvent } from '../sources/source-event.ts';
 
 export interface SoakOptions {
@@ -58,28 +59,21 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
   const phantom = createPhantom({ seed: 4245, size: o.size, slices: o.perScan });
   const images = Array.from({ length: o.perScan }, (_, z) => renderSlice(phantom, z).image);
   const stats = new DaemonStats();
-  const drained = new Subject<void>();
+  const credits = new SliceCredits();
   const samples: SoakSample[] = [];
   const scans = Math.ceil(o.slices / o.perScan);
   const started = performance.now();
 
   const source = new Observable<SourceEvent>((subscriber) => {
-    let stopped = false;
-    const wait = () =>
-      new Promise<void>((resolve) => {
-        const sub = drained.subscribe(() => {
-          sub.unsubscribe();
-          resolve();
-        });
-      });
+    const stop = new AbortController();
     void (async () => {
       let fed = 0;
-      for (let k = 0; k < scans && !stopped; k++) {
+      for (let k = 0; k < scans && !stop.signal.aborted; k++) {
         const scanId = `soak-${String(k).padStart(5, '0')}`;
         const count = Math.min(o.perScan, o.slices - fed);
         subscriber.next({ type: 'scan-start', scanId, meta: { expectedSlices: count } });
-        for (let z = 0; z < count && !stopped; z++) {
-          while (stats.outstanding >= 4 && !stopped) await wait();
+        for (let z = 0; z < count; z++) {
+          if (!(await credits.take(4, { signal: stop.signal }))) break;
           const data = images[z] as Uint16Array;
           subscriber.next({
             type: 'slice',
@@ -94,10 +88,7 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
       }
       subscriber.complete();
     })();
-    return () => {
-      stopped = true;
-      drained.next();
-    };
+    return () => stop.abort();
   });
 
   const sample = () => {
@@ -125,9 +116,9 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
       rules: DEFAULT_ALERT_RULES,
       inference: { maxBatch: o.batch },
       stats,
+      credits,
       ...(o.signal && { signal: o.signal }),
       onSliceDone: () => {
-        drained.next();
         if (stats.slicesOut % o.every === 0) sample();
       },
       onScanComplete: (c) => {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Subject, tap } from 'rxjs';
+import { tap } from 'rxjs';
 import { DEFAULT_ALERT_RULES } from '../alerts/alert-rules.ts';
 import { readSliceFile } from '../codecs/read-slice-file.ts';
 import { CONFIG_DEFAULTS, KAFKA_DEFAULTS } from '../config/pipeline-config.ts';
@@ -20,6 +20,7 @@ import { createKafkaAlertSink } from '../sinks/kafka-alert-sink.ts';
 import type { ArchiveVolume } from '../sources/archive-volume.ts';
 import { openArchive } from '../sources/open-archive.ts';
 import { replayArchive, replayPace, scanIdFor } from '../sources/replay-archive.ts';
+import { SliceCredits } from '../sources/slice-credits.ts';
 import type { CommandContext } from './command-context.ts';
 import { parseOptions, positiveOption, stringOption } from './parse-options.ts';
 
@@ -108,7 +109,7 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
     if (toKafka !== undefined)
       return await publishArchive(volume, { target: toKafka, scanId, speed, rate, log, ctx });
     const stats = new DaemonStats();
-    const drained = new Subject<void>();
+    const credits = new SliceCredits();
     let sourceError: unknown;
     // Created (and its options checked) now; it reads nothing until the daemon subscribes.
     const source = replayArchive(volume, {
@@ -116,7 +117,7 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
       scanId,
       signal: ctx.signal,
       ...(rate !== undefined && { rate }),
-      backpressure: { pending: () => stats.outstanding, drained },
+      credits,
     }).pipe(
       tap({
         error: (err: unknown) => {
@@ -207,17 +208,16 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
       maxSlicesInFlight: CONFIG_DEFAULTS.maxSlicesInFlight,
       maxScans: 1,
       stats,
+      credits,
       signal: ctx.signal,
       log,
       onSliceDone: () => {
         done++;
-        drained.next();
         if (bar)
           ctx.progress(progressLine(done, total, (performance.now() - started) / 1000, alertCount(stats)));
       },
       onScanComplete: (scan) => completed.push(scan),
     });
-    drained.complete();
     if (sourceError !== undefined) throw sourceError;
     if (ctx.signal.aborted) return 130;
 

@@ -22,6 +22,7 @@ import { formatAlert } from '../sinks/format-alert.ts';
 import { createJsonlAlertSink, streamSink } from '../sinks/jsonl-alert-sink.ts';
 import { createKafkaAlertSink, DEFAULT_ALERT_TOPIC } from '../sinks/kafka-alert-sink.ts';
 import { DEFAULT_SLICE_GROUP, DEFAULT_SLICE_TOPIC, kafkaSliceSource } from '../sources/kafka-slice-source.ts';
+import { SliceCredits } from '../sources/slice-credits.ts';
 import type { SourceEvent } from '../sources/source-event.ts';
 import { watchFolder } from '../sources/watch-folder.ts';
 import { LiveView } from '../view/live-view.ts';
@@ -204,6 +205,8 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
     // Human summaries go where they do not break a JSON-lines stream.
     const say = (line: string) => (stdoutIsJson ? ctx.stderr : ctx.stdout).write(line);
     const f = config.source.folder;
+    // The Kafka source takes a credit per slice; the daemon gives it back (the folder source takes none).
+    const credits = new SliceCredits();
     const sliceSource = kafkaSlices
       ? kafkaSliceSource({
           brokers: kafkaSlices.brokers,
@@ -213,7 +216,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
           log,
           fileRoots: kafkaSlices.fileRoots,
           maxInFlight: config.inference.maxSlicesInFlight * 2,
-          held: () => stats.held,
+          credits,
           onHealth: (problem) => stats.sourceHealth(problem),
         })
       : undefined;
@@ -236,6 +239,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
     await runDaemon({
       stats,
       source,
+      credits,
       ...(sliceSource && { onSliceDone: (slice) => sliceSource.sliceDone(slice) }),
       out: config.output.zarr,
       model,

@@ -75,14 +75,6 @@ export class DaemonStats {
     this.sourceProblem = problem;
   }
 
-  /**
-   * What a source that paces itself on the daemon should wait for: slices queued or in flight, less
-   * those held for their successor, which wait for the source instead.
-   */
-  get outstanding(): number {
-    return this.queued - this.held + this.inFlight;
-  }
-
   /** Count an error against its stage. */
   error(stage: string): void {
     this.errorsByStage.set(stage, (this.errorsByStage.get(stage) ?? 0) + 1);

@@ -13,6 +13,7 @@ import { tilePatches } from '../operators/tile-patches.ts';
 import { writeOutputs } from '../operators/write-outputs.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
 import type { MaskedSlice, NormalizedSlice, SliceRef } from '../slices/slice-types.ts';
+import type { SliceCredits } from '../sources/slice-credits.ts';
 import type { ScanMeta, SourceEvent } from '../sources/source-event.ts';
 import { AlertDelivery } from './alert-delivery.ts';
 import { type DaemonContext, failScan, ScanRegistry, sliceDone } from './daemon-context.ts';
@@ -49,6 +50,12 @@ export interface DaemonOptions {
    * start emits it again.
    */
   sinkRetry?: { delayMs?: number; maxDelayMs?: number };
+  /**
+   * The source's credits (a Kafka source, a replay): one comes back for each of its slices that has
+   * left the pipeline, was ignored, or waits for its successor (held); a held slice that goes on
+   * takes one again. The folder source takes none.
+   */
+  credits?: SliceCredits;
   /** Slices decoded or in the model at once: the bound on memory, whatever the writer's pace. */
   maxSlicesInFlight?: number;
   /**
@@ -99,7 +106,10 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
     model.neighbourWeight > 0
       ? new NeighbourHold({
           waitMs: o.neighbourWaitMs ?? 60_000,
-          send: (ref) => queue$.next(ref),
+          send: (ref) => {
+            o.credits?.retake();
+            queue$.next(ref);
+          },
           stats,
           log,
         })
@@ -152,6 +162,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       if (s) s.pending--;
       stats.inFlight--;
       credit$.next();
+      o.credits?.give();
       if (s) finishIfDone(s);
       maybeStop();
     };
@@ -209,7 +220,13 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
     o.signal?.addEventListener('abort', onAbort, { once: true });
 
     const intake = {
-      enqueue: (s: ScanState, ref: QueuedSlice) => (hold ? hold.hold(s, ref) : queue$.next(ref)),
+      enqueue: (s: ScanState, ref: QueuedSlice) => {
+        if (!hold) return queue$.next(ref);
+        hold.hold(s, ref);
+        // It waits for the source now, not for the model: the source may read its successor.
+        o.credits?.give();
+      },
+      ignored: () => o.credits?.give(),
       releaseHeld: (s: ScanState) => hold?.release(s),
       finishIfDone,
     };

@@ -12,6 +12,8 @@ export interface Intake {
   releaseHeld(s: ScanState): void;
   /** Finish the scan if its source ended it and nothing of it is left in the pipeline. */
   finishIfDone(s: ScanState): void;
+  /** A slice that does not go in (its scan is over): its credit goes back to the source. */
+  ignored(): void;
 }
 
 /**
@@ -23,12 +25,13 @@ export interface Intake {
 export function takeSourceEvent(ctx: DaemonContext, event: SourceEvent, intake: Intake): void {
   const { log, stats, scans } = ctx;
   if (event.type !== 'error' && scans.isFinished(event.scanId)) {
-    if (event.type === 'slice')
+    if (event.type === 'slice') {
+      intake.ignored();
       log.warn(
         { scanId: event.scanId, slice: event.z },
         `slice ${event.z} arrived after scan ${event.scanId} ended; ignored`,
       );
-    else
+    } else
       log.debug(
         { scanId: event.scanId, event: event.type },
         `${event.type} of finished scan ${event.scanId}; ignored`,
@@ -45,6 +48,7 @@ export function takeSourceEvent(ctx: DaemonContext, event: SourceEvent, intake: 
     case 'slice': {
       const s = scans.open(event.scanId);
       if (s.finished) {
+        intake.ignored();
         log.warn(
           { scanId: event.scanId, slice: event.z },
           `slice ${event.z} arrived after scan ${event.scanId} ended; ignored`,

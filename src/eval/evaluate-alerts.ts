@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Subject } from 'rxjs';
 import type { AlertRules } from '../alerts/alert-rules.ts';
 import type { DendriteAlert } from '../alerts/dendrite-alert.ts';
 import { CONFIG_DEFAULTS } from '../config/pipeline-config.ts';
@@ -14,6 +13,7 @@ import { createPhantom, type Phantom } from '../sim/phantom.ts';
 import { type RenderedSlice, renderSlice } from '../sim/render-slice.ts';
 import type { ArchiveVolume } from '../sources/archive-volume.ts';
 import { replayArchive } from '../sources/replay-archive.ts';
+import { SliceCredits } from '../sources/slice-credits.ts';
 import { DendriteTruth } from './dendrite-truth.ts';
 import { type AlertReport, type AlertScan, scoreAlerts } from './score-alerts.ts';
 import { SegmentationMetrics, type SegmentationScores } from './segmentation-metrics.ts';
@@ -75,13 +75,13 @@ export async function evaluateAlerts(
       const hits = new Map<number, number>(dendrites.map((d) => [d.id, 0]));
       const alerts: DendriteAlert[] = [];
       const stats = new DaemonStats();
-      const drained = new Subject<void>();
+      const credits = new SliceCredits();
       const area = phantom.size * phantom.size;
       await runDaemon({
         source: replayArchive(simulatedVolume(phantom, rendered, scanId), {
           speed: 'max',
           scanId,
-          backpressure: { pending: () => stats.outstanding, drained },
+          credits,
           ...(o.signal && { signal: o.signal }),
         }),
         out,
@@ -100,6 +100,7 @@ export async function evaluateAlerts(
         maxSlicesInFlight: CONFIG_DEFAULTS.maxSlicesInFlight,
         maxScans: 1,
         stats,
+        credits,
         ...(o.signal && { signal: o.signal }),
         ...(o.log && { log: o.log }),
         onSliceWritten: (slice) => {
@@ -112,11 +113,9 @@ export async function evaluateAlerts(
           }
         },
         onSliceDone: () => {
-          drained.next();
           o.onSlice?.(++done, total);
         },
       });
-      drained.complete();
       o.signal?.throwIfAborted();
       if (stats.slicesOut !== phantom.slices)
         throw new EvaluationError(

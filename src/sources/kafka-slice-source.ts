@@ -17,6 +17,7 @@ import {
 import { OffsetTracker } from '../kafka/offset-tracker.ts';
 import { readSliceFileRef } from '../kafka/read-slice-file-ref.ts';
 import type { Logger } from '../log.ts';
+import { SliceCredits } from './slice-credits.ts';
 import type { ScanMeta, SourceEvent } from './source-event.ts';
 
 /** Default topic (schemas/README.md) and consumer group. */
@@ -41,12 +42,12 @@ export interface KafkaSliceSourceOptions {
   /** Slices handed to the pipeline and not yet done: the source stops reading at this many. */
   maxInFlight?: number;
   /**
-   * Of the slices handed over, how many the pipeline holds back until the slice after them arrives
-   * (a DaemonStats' `held`): those wait for this source, so they do not count against `maxInFlight`.
-   * Without this, as many live scans as `maxInFlight` would fill it with slices waiting for their
-   * successors, and each would go on only after the daemon's neighbour wait.
+   * The pipeline's credits (`runDaemon`'s `credits`): a slice is handed over only once fewer than
+   * `maxInFlight` are out. The pipeline gives a credit back when a slice has left it, and also while
+   * it holds one back for its successor, so live scans waiting for their next slices never fill the
+   * window. Without them the source keeps its own, given back by `sliceDone` and `scanDone`.
    */
-  held?: () => number;
+  credits?: SliceCredits;
   /** Where a group without committed offsets starts (default: the oldest message). */
   fromBeginning?: boolean;
   /** A scan without a new slice for this long ends (when its expected count never arrives). */
@@ -137,16 +138,14 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
   let producer: KafkaProducer | undefined;
   let subscriber: Subscriber<SourceEvent> | undefined;
   let inFlight = 0;
-  let wake: (() => void) | undefined;
+  const credits = options.credits ?? new SliceCredits();
+  /** No pipeline gives credits back: `sliceDone` and `scanDone` do. */
+  const ownCredits = options.credits === undefined;
+  /** Ends a wait for a credit when the source closes. */
+  const stopping = new AbortController();
   let closing = false;
   let closed: Promise<void> | undefined;
   let commits: Promise<void> = Promise.resolve();
-
-  const freed = () => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
 
   /** Positions to commit per partition, newest only; removed once the broker accepted them. */
   const toCommit = new Map<number, string>();
@@ -190,7 +189,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     if (!scan || !held) return;
     scan.slices.delete(z);
     inFlight--;
-    freed();
+    if (ownCredits) credits.give();
     // The slice that completed the scan waits for the scan: its summary is still to come, and a
     // restart must read that slice again to end the scan again.
     for (const h of held) {
@@ -205,13 +204,13 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     // Slices the daemon skipped (a failed scan) are finished too: the scan is over.
     for (const held of scan.slices.values()) {
       inFlight--;
+      if (ownCredits) credits.give();
       for (const h of held) finish(h);
     }
     scan.slices.clear();
     for (const h of scan.untilComplete) finish(h);
     scan.untilComplete = [];
     if (scan.idle) clearTimeout(scan.idle);
-    freed();
   };
 
   const endScan = (scanId: string, scan: ScanTrack, reason: string) => {
@@ -306,14 +305,19 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
 
   const eachMessage = async (payload: EachMessagePayload): Promise<void> => {
     const { partition, message, heartbeat } = payload;
-    // Backpressure: wait (heartbeating, so the group keeps us) while the pipeline is full. A slice
-    // held for its successor is only polled for (once a second): holding it wakes nobody.
-    while (inFlight - (options.held?.() ?? 0) >= maxInFlight && !closing) {
-      await Promise.race([new Promise<void>((resolve) => (wake = resolve)), sleep(1000)]);
+    // Backpressure: a credit per slice handed over; while none is free, wait, heartbeating once a
+    // second so the group keeps us.
+    let took = false;
+    while (
+      !closing &&
+      !(took = await credits.take(maxInFlight, { signal: stopping.signal, timeoutMs: 1000 }))
+    )
       await heartbeat();
-    }
     // Closing: not handed on, not committed; the next owner of the partition reads it.
-    if (closing) return;
+    if (closing) {
+      if (took) credits.give();
+      return;
+    }
     tracker.add(partition, message.offset);
     const held: Held = { partition, offset: message.offset };
     let decoded: { slice: SliceMessage; image: DecodedImage };
@@ -324,6 +328,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
         ? err
         : new DecodeError(`cannot decode ${topic}[${partition}]@${message.offset}`, {}, { cause: err });
       await deadLetter(payload, error);
+      credits.give();
       finish(held);
       return;
     }
@@ -351,6 +356,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     const pending = scan.slices.get(slice.z);
     if (scan.seen.has(slice.z) || scan.ended) {
       // Read twice (a producer retry, a rebalance): the first copy's fate decides this one's.
+      credits.give();
       if (pending) pending.push(held);
       else finish(held);
       log.debug(
@@ -485,7 +491,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
   const close = (): Promise<void> => {
     closed ??= (async () => {
       closing = true;
-      freed();
+      stopping.abort();
       for (const scan of scans.values()) if (scan.idle) clearTimeout(scan.idle);
       const c = consumer;
       if (c) {

@@ -2,7 +2,8 @@
  * The replay source: an archived scan played back through the live pipeline, as one scan.
  *
  * RxJS pushes, so a fast reader would pile decoded slices up in front of a slow model. With
- * `backpressure`, the next slice is read only once the consumer holds fewer than `window` slices;
+ * `credits` (the pipeline's `SliceCredits`), the next slice is read only once fewer than `window` of
+ * its slices are out;
  * the default window of 1 also makes a `max`-speed replay deterministic: every slice is finished
  * (mask written, alerts raised) before the next is read (or, for a model that takes in the slice
  * after each one, before the one after that), so micro-batches hold the same patches and alerts see
@@ -12,17 +13,8 @@ import { Observable } from 'rxjs';
 import { DecodeError, isXctError, UsageError } from '../errors.ts';
 import type { ArchiveSlice, ArchiveVolume } from './archive-volume.ts';
 import { openArchive } from './open-archive.ts';
+import type { SliceCredits } from './slice-credits.ts';
 import type { SourceEvent } from './source-event.ts';
-
-/** How the consumer tells the replay it is ready for more. */
-export interface ReplayBackpressure {
-  /** Slices the consumer holds (waiting or in flight) right now, e.g. a DaemonStats' `outstanding`. */
-  pending: () => number;
-  /** Emits when `pending` may have dropped (e.g. from the daemon's `onSliceDone`); polled as well. */
-  drained?: Observable<unknown>;
-  /** The next slice is read once `pending()` is below this (default 1). */
-  window?: number;
-}
 
 /** Options of `replayArchive`. */
 export interface ReplayOptions {
@@ -35,13 +27,14 @@ export interface ReplayOptions {
    * record its pace (HDF5, Zarr, TIFF); overrides a folder's own (scan.json rate, file times).
    */
   rate?: number;
-  backpressure?: ReplayBackpressure;
+  /** The consumer's credits: a slice is read only once one is free (see SliceCredits). */
+  credits?: SliceCredits;
+  /** With `credits`: the next slice is read once fewer than this many are out (default 1). */
+  window?: number;
   signal?: AbortSignal;
 }
 
 const STAGE = 'source';
-/** How often a blocked replay looks at `pending()` when no `drained` notice comes (a slice that failed). */
-const POLL_MS = 20;
 /**
  * A paced replay is a live scanner and does not wait for the pipeline, but decoded pixels would
  * pile up without bound behind a model slower than the pace: past this many it waits after all.
@@ -81,29 +74,13 @@ export function replayArchive(
         timers.add(timer);
         waiters.add(done);
       });
-    /** Until the consumer holds fewer than `limit` slices. */
-    const gate = async (limit: number): Promise<void> => {
-      const bp = o.backpressure;
-      if (bp === undefined) return;
-      while (!closed && bp.pending() >= limit) {
-        await new Promise<void>((resolve) => {
-          let timer: NodeJS.Timeout | undefined;
-          const done = () => {
-            clearTimeout(timer);
-            if (timer) timers.delete(timer);
-            sub?.unsubscribe();
-            waiters.delete(done);
-            resolve();
-          };
-          // The consumer counts a slice as released only after it says it is done: look a turn later.
-          const sub = bp.drained?.subscribe(() => setImmediate(done));
-          timer = setTimeout(done, POLL_MS);
-          timers.add(timer);
-          waiters.add(done);
-        });
-      }
-    };
+    /** Ends every wait at teardown (and on the signal), so the loop can exit. */
+    const stop = new AbortController();
+    /** A credit for the next slice, once fewer than `limit` are out: whether one was taken. */
+    const gate = async (limit: number): Promise<boolean> =>
+      o.credits !== undefined && (await o.credits.take(limit, { signal: stop.signal }));
     const abort = () => {
+      stop.abort();
       for (const wake of [...waiters]) wake();
     };
     o.signal?.addEventListener('abort', abort, { once: true });
@@ -141,19 +118,27 @@ export function replayArchive(
           emit({ type: 'slice-missing', scanId, z, reason: `the archive has no slice ${z}` });
           continue;
         }
+        let took = false;
         if (o.speed === 'max') {
-          await gate(o.window);
+          took = await gate(o.window);
         } else {
           // Absolute schedule: slice z is due at its original offset / speed, so pacing never drifts.
           await sleep(started + (pace[z] as number) / o.speed - performance.now());
-          if (inline) await gate(Math.max(o.window, PACED_MAX_PENDING));
+          if (inline) took = await gate(Math.max(o.window, PACED_MAX_PENDING));
         }
-        if (closed) return;
+        /** Not handed over after all: the credit goes back. */
+        const unTake = () => {
+          if (took) o.credits?.give();
+          took = false;
+        };
+        if (closed) return unTake();
+        if (o.signal?.aborted) unTake();
         o.signal?.throwIfAborted();
         let slice: ArchiveSlice;
         try {
           slice = await v.read(z, o.signal ? { signal: o.signal } : {});
         } catch (err) {
+          unTake();
           o.signal?.throwIfAborted();
           // One unreadable slice (a corrupt chunk) is a gap, as in a live scan: the rest still counts.
           const error = isXctError(err)
@@ -168,10 +153,11 @@ export function replayArchive(
           emit({ type: 'slice-missing', scanId, z, reason: error.message });
           continue;
         }
+        if (closed) return unTake();
         slices++;
         emit({ type: 'slice', scanId, z, readyAt: Date.now(), ...slice });
         // Without a consumer to ask, at least let it run between slices.
-        if (o.speed === 'max' && o.backpressure === undefined) await new Promise((r) => setImmediate(r));
+        if (o.speed === 'max' && o.credits === undefined) await new Promise((r) => setImmediate(r));
       }
       if (closed) return;
       emit({ type: 'scan-end', scanId, reason: 'archive-end', slices, missing: skipped });
@@ -226,14 +212,14 @@ interface Resolved {
   speed: 'max' | number;
   scanId: string | undefined;
   rate: number | undefined;
-  backpressure: ReplayBackpressure | undefined;
+  credits: SliceCredits | undefined;
   window: number;
   signal: AbortSignal | undefined;
 }
 
 /** Check the options once, when the replay is created: a bad value is a UsageError naming the option. */
 function normalizeOptions(options: ReplayOptions): Resolved {
-  const { speed, scanId, rate, backpressure, signal } = options;
+  const { speed, scanId, rate, credits, signal } = options;
   if (speed !== 'max' && !(typeof speed === 'number' && Number.isFinite(speed) && speed > 0)) {
     throw new UsageError(
       `--speed must be max or a number of times the original pace > 0, got ${String(speed)}`,
@@ -252,14 +238,12 @@ function normalizeOptions(options: ReplayOptions): Resolved {
       option: '--rate',
     });
   }
-  const window = backpressure?.window ?? 1;
+  const window = options.window ?? 1;
   if (!Number.isSafeInteger(window) || window < 1) {
-    throw new UsageError(`backpressure.window must be an integer ≥ 1, got ${window}`, {
-      option: 'backpressure.window',
-    });
+    throw new UsageError(`window must be an integer ≥ 1, got ${window}`, { option: 'window' });
   }
-  if (backpressure !== undefined && typeof backpressure.pending !== 'function') {
-    throw new UsageError('backpressure.pending must be a function', { option: 'backpressure.pending' });
+  if (credits !== undefined && typeof credits.take !== 'function') {
+    throw new UsageError('credits must be a SliceCredits', { option: 'credits' });
   }
-  return { speed, scanId, rate, backpressure, window, signal };
+  return { speed, scanId, rate, credits, window, signal };
 }

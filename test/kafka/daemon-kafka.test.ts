@@ -12,6 +12,7 @@ import { silentLogger } from '../../src/log.ts';
 import type { AlertSink } from '../../src/sinks/alert-sink.ts';
 import { createKafkaAlertSink } from '../../src/sinks/kafka-alert-sink.ts';
 import { type KafkaSliceSource, kafkaSliceSource } from '../../src/sources/kafka-slice-source.ts';
+import { SliceCredits } from '../../src/sources/slice-credits.ts';
 import { runCli } from '../cli/run-cli.ts';
 import { captureLog } from './capture-log.ts';
 import { randomTopic, readTopic, startMockKafka } from './mock-kafka.ts';
@@ -162,6 +163,7 @@ t.test(
     // One partition: the scans' slices arrive interleaved, a0 b0 c0 a1 …
     await kafka.createTopic(slicesTopic, 1);
     const stats = new DaemonStats();
+    const credits = new SliceCredits();
     const source = kafkaSliceSource({
       brokers: kafka.brokers,
       topic: slicesTopic,
@@ -170,10 +172,10 @@ t.test(
       sessionTimeoutMs: 6000,
       heartbeatIntervalMs: 500,
       // Two slices at a time, three live scans: each scan holds its newest slice until the next one
-      // comes, so counting held slices, the source would stop with two held ones and wait out the
-      // daemon's neighbour wait (ten minutes here) for every slice.
+      // comes, so if held slices kept their credits, the source would stop with two held ones and
+      // wait out the daemon's neighbour wait (ten minutes here) for every slice.
       maxInFlight: 2,
-      held: () => stats.held,
+      credits,
     });
     t.teardown(() => source.close());
     const { daemon, completed } = runOnSource(source, {
@@ -185,6 +187,7 @@ t.test(
       maxSlicesInFlight: 1,
       neighbourWaitMs: 600_000,
       stats,
+      credits,
     });
     await Promise.all(
       ['a', 'b', 'c'].map((id, k) =>

@@ -1,6 +1,6 @@
 import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { lastValueFrom, Subject, type Subscription, toArray } from 'rxjs';
+import { lastValueFrom, type Subscription, toArray } from 'rxjs';
 import t, { type Test } from 'tap';
 import { DEFAULT_ALERT_RULES } from '../../src/alerts/alert-rules.ts';
 import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
@@ -13,6 +13,7 @@ import { runLiveScanner, sliceFileName } from '../../src/sim/live-scanner.ts';
 import type { ArchiveVolume } from '../../src/sources/archive-volume.ts';
 import { openArchive } from '../../src/sources/open-archive.ts';
 import { type ReplayOptions, replayArchive } from '../../src/sources/replay-archive.ts';
+import { SliceCredits } from '../../src/sources/slice-credits.ts';
 import type { SourceEvent } from '../../src/sources/source-event.ts';
 import { storeFiles } from '../daemon/restart-fixtures.ts';
 import { sample, volumeOf, writeHdf5, writeTiffStack, writeZarr } from './archive-fixtures.ts';
@@ -277,33 +278,31 @@ t.test('an archive without a pace needs a rate for 1x', async (t) => {
 
 // --- backpressure and teardown ----------------------------------------------------------------
 
-t.test('with backpressure, the next slice is read only when the consumer has room', async (t) => {
+t.test('with credits, the next slice is read only when the consumer has room', async (t) => {
   const dir = t.testdir();
   const path = join(dir, 'bp.h5');
   await writeHdf5(path, volumeOf(Uint16Array, 6, 3, 3), [6, 3, 3]);
   for (const window of [1, 2]) {
     let held = 0;
     let most = 0;
-    const drained = new Subject<void>();
-    // A consumer that holds each slice 15 ms, then releases it and says so.
+    const credits = new SliceCredits();
+    // A consumer that holds each slice 15 ms, then gives its credit back.
     const seen: number[] = [];
     await new Promise<void>((resolve, reject) => {
-      replayArchive(path, { speed: 'max', backpressure: { pending: () => held, drained, window } }).subscribe(
-        {
-          next: (e) => {
-            if (e.type !== 'slice') return;
-            held++;
-            most = Math.max(most, held);
-            seen.push(e.z);
-            setTimeout(() => {
-              held--;
-              drained.next();
-            }, 15);
-          },
-          error: reject,
-          complete: resolve,
+      replayArchive(path, { speed: 'max', credits, window }).subscribe({
+        next: (e) => {
+          if (e.type !== 'slice') return;
+          held++;
+          most = Math.max(most, held, credits.outstanding);
+          seen.push(e.z);
+          setTimeout(() => {
+            held--;
+            credits.give();
+          }, 15);
         },
-      );
+        error: reject,
+        complete: resolve,
+      });
     });
     t.same(seen, [0, 1, 2, 3, 4, 5], `window ${window}: every slice`);
     t.equal(most, window, `window ${window}: never more than ${window} held`);
@@ -419,8 +418,9 @@ t.test('options are checked when the replay is created', async (t) => {
     code: 'ERR_USAGE',
     context: { option: '--rate' },
   });
-  t.throws(() => replayArchive('x', { speed: 'max', backpressure: { pending: () => 0, window: 0 } }), {
+  t.throws(() => replayArchive('x', { speed: 'max', credits: new SliceCredits(), window: 0 }), {
     code: 'ERR_USAGE',
+    context: { option: 'window' },
   });
 });
 
@@ -429,14 +429,14 @@ t.test('options are checked when the replay is created', async (t) => {
 /** Replay an archive through runDaemon as the CLI does; alerts recorded, raisedAt dropped. */
 async function replayThroughDaemon(archive: string, out: string, model: SegmentationModel, scanId?: string) {
   const stats = new DaemonStats();
-  const drained = new Subject<void>();
+  const credits = new SliceCredits();
   const alerts: Omit<DendriteAlert, 'raisedAt'>[] = [];
   const completed: CompletedScan[] = [];
   await runDaemon({
     source: replayArchive(archive, {
       speed: 'max',
       ...(scanId !== undefined && { scanId }),
-      backpressure: { pending: () => stats.outstanding, drained },
+      credits,
     }),
     out,
     model,
@@ -452,7 +452,7 @@ async function replayThroughDaemon(archive: string, out: string, model: Segmenta
     rules: DEFAULT_ALERT_RULES,
     maxScans: 1,
     stats,
-    onSliceDone: () => drained.next(),
+    credits,
     onScanComplete: (c) => completed.push(c),
   });
   return { alerts, completed, stats };
