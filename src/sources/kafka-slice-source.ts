@@ -308,11 +308,11 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     // Backpressure: a credit per slice handed over; while none is free, wait, heartbeating once a
     // second so the group keeps us.
     let took = false;
-    while (
-      !closing &&
-      !(took = await credits.take(maxInFlight, { signal: stopping.signal, timeoutMs: 1000 }))
-    )
+    while (!closing) {
+      took = await credits.take(maxInFlight, { signal: stopping.signal, timeoutMs: 1000 });
+      if (took) break;
       await heartbeat();
+    }
     // Closing: not handed on, not committed; the next owner of the partition reads it.
     if (closing) {
       if (took) credits.give();
