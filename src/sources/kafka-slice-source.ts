@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Observable, type Subscriber } from 'rxjs';
-import { decodeSlice, type SliceMessage } from '../codecs/avro-slice.ts';
+import type { SliceMessage } from '../codecs/avro-slice.ts';
 import type { DecodedImage } from '../codecs/decode-tiff.ts';
 import { DecodeError, describeError, isXctError, SourceError, type XctError } from '../errors.ts';
+import { moveToDeadLetter } from '../kafka/dead-letter.ts';
 import { ensureTopics } from '../kafka/ensure-topics.ts';
 import {
   createKafkaClient,
@@ -15,7 +16,7 @@ import {
   keyPartitioner,
 } from '../kafka/kafka-client.ts';
 import { OffsetTracker } from '../kafka/offset-tracker.ts';
-import { readSliceFileRef } from '../kafka/read-slice-file-ref.ts';
+import { readSliceMessage } from '../kafka/slice-message.ts';
 import type { Logger } from '../log.ts';
 import { SliceCredits } from './slice-credits.ts';
 import type { ScanMeta, SourceEvent } from './source-event.ts';
@@ -24,7 +25,6 @@ import type { ScanMeta, SourceEvent } from './source-event.ts';
 export const DEFAULT_SLICE_TOPIC = 'xct.slices';
 export const DEFAULT_SLICE_GROUP = 'xct-sentinel';
 
-const SCAN_ID = /^[\w.-]{1,200}$/;
 /** Consumer crashes in a row (no successful join between them) that the source rejoins after. */
 const MAX_RESTARTS = 5;
 
@@ -224,40 +224,8 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
   };
 
   const deadLetter = async (payload: EachMessagePayload, error: XctError): Promise<void> => {
-    const { partition, message } = payload;
     if (!producer) return;
-    try {
-      await producer.send({
-        topic: deadLetterTopic,
-        acks: -1,
-        messages: [
-          {
-            key: message.key,
-            value: message.value,
-            headers: {
-              'xct-error-code': error.code,
-              'xct-error': describeError(error),
-              'xct-source-topic': topic,
-              'xct-source-partition': String(partition),
-              'xct-source-offset': message.offset,
-              'xct-failed-at': new Date().toISOString(),
-            },
-          },
-        ],
-      });
-    } catch (cause) {
-      // Without the dead-letter topic the message can be neither kept nor skipped: stop here, the
-      // offset stays uncommitted and the message is read again after a restart.
-      throw new SourceError(
-        `cannot write poison message ${topic}[${partition}]@${message.offset} to ${deadLetterTopic}`,
-        { topic: deadLetterTopic, partition, offset: message.offset, stage: 'source' },
-        { cause, canRetry: isRetriableKafkaError(cause) },
-      );
-    }
-    log.warn(
-      { topic, partition, offset: message.offset, deadLetterTopic, code: error.code },
-      `poison message ${topic}[${partition}]@${message.offset} moved to ${deadLetterTopic}: ${describeError(error)}`,
-    );
+    await moveToDeadLetter(producer, payload, error, { topic, deadLetterTopic, log });
     subscriber?.next({
       type: 'error',
       ...(error.context.scanId !== undefined && { scanId: error.context.scanId }),
@@ -265,43 +233,12 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     });
   };
 
-  const decode = async (
-    payload: EachMessagePayload,
-  ): Promise<{ slice: SliceMessage; image: DecodedImage }> => {
-    const { partition, message } = payload;
-    const where = { topic, partition, offset: message.offset };
-    if (!message.value) throw new DecodeError('empty message (a tombstone?), not a slice', where);
-    const slice = decodeSlice(message.value, { where });
-    const image =
-      'data' in slice.pixels
-        ? slice.pixels
-        : await readSliceFileRef(slice.pixels, {
-            roots: options.fileRoots ?? [],
-            context: { ...where, scanId: slice.scanId, slice: slice.z },
-          });
-    // The scan id names the scan's output folder: nothing that could leave it.
-    if (!SCAN_ID.test(slice.scanId) || slice.scanId === '.' || slice.scanId === '..')
-      throw new DecodeError(
-        `scan id ${JSON.stringify(slice.scanId)} may hold letters, digits, '.', '_' and '-' only`,
-        { ...where, stage: 'decode' },
-      );
-    const scan = scans.get(slice.scanId);
-    if (scan && (image.width !== scan.width || image.height !== scan.height))
-      throw new DecodeError(
-        `slice ${slice.z} of ${slice.scanId} is ${image.width}×${image.height}, the scan's slices are ${scan.width}×${scan.height}`,
-        { ...where, scanId: slice.scanId, slice: slice.z, stage: 'decode' },
-      );
-    if (
-      !Number.isSafeInteger(slice.z) ||
-      slice.z < 0 ||
-      (slice.expectedSlices !== null && slice.z >= slice.expectedSlices)
-    )
-      throw new DecodeError(
-        `slice z ${slice.z} of ${slice.scanId} is outside 0…${(slice.expectedSlices ?? Infinity) - 1}`,
-        { ...where, scanId: slice.scanId, slice: slice.z, stage: 'decode' },
-      );
-    return { slice, image };
-  };
+  const decode = ({ partition, message }: EachMessagePayload) =>
+    readSliceMessage(
+      message.value,
+      { topic, partition, offset: message.offset },
+      { fileRoots: options.fileRoots ?? [], scanSize: (scanId) => scans.get(scanId) },
+    );
 
   const eachMessage = async (payload: EachMessagePayload): Promise<void> => {
     const { partition, message, heartbeat } = payload;
