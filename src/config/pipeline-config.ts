@@ -128,35 +128,35 @@ export function parsePipelineConfig(text: string, path: string): PipelineConfig 
 
 type Obj = Record<string, unknown>;
 
-/** Validate a parsed pipeline document. */
-export function validatePipelineConfig(doc: unknown, file = 'pipeline'): PipelineConfig {
-  const fail = (key: string, why: string): never => {
-    throw new ConfigError(`${file}: ${key}: ${why}`, { path: file, option: key });
-  };
-  const obj = (v: unknown, key: string): Obj => {
+/** Reads one pipeline file's values: each checked for its type and range, an error naming the key. */
+class Fields {
+  constructor(readonly file: string) {}
+
+  fail(key: string, why: string): never {
+    throw new ConfigError(`${this.file}: ${key}: ${why}`, { path: this.file, option: key });
+  }
+
+  obj(v: unknown, key: string): Obj {
     if (v === undefined || v === null) return {};
     if (typeof v !== 'object' || Array.isArray(v))
-      return fail(key, `must be a mapping, got ${JSON.stringify(v)}`);
+      return this.fail(key, `must be a mapping, got ${JSON.stringify(v)}`);
     return v as Obj;
-  };
-  const known = (o: Obj, key: string, keys: string[]) => {
+  }
+
+  known(o: Obj, key: string, keys: string[]): void {
     for (const k of Object.keys(o))
-      if (!keys.includes(k)) fail(key ? `${key}.${k}` : k, `unknown key; allowed here: ${keys.join(', ')}`);
-  };
-  const str = (v: unknown, key: string, fallback?: string): string => {
+      if (!keys.includes(k))
+        this.fail(key ? `${key}.${k}` : k, `unknown key; allowed here: ${keys.join(', ')}`);
+  }
+
+  str(v: unknown, key: string, fallback?: string): string {
     if (v === undefined && fallback !== undefined) return fallback;
     if (typeof v !== 'string' || v.trim() === '')
-      return fail(key, `must be a non-empty string, got ${JSON.stringify(v)}`);
+      return this.fail(key, `must be a non-empty string, got ${JSON.stringify(v)}`);
     return v;
-  };
-  const num = (
-    v: unknown,
-    key: string,
-    fallback: number,
-    min: number,
-    max: number,
-    integer = false,
-  ): number => {
+  }
+
+  num(v: unknown, key: string, fallback: number, min: number, max: number, integer = false): number {
     if (v === undefined) return fallback;
     if (
       typeof v !== 'number' ||
@@ -165,51 +165,59 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
       v < min ||
       v > max
     )
-      return fail(
+      return this.fail(
         key,
         `${JSON.stringify(v)} is not allowed; use ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`,
       );
     return v;
-  };
-  const bool = (v: unknown, key: string, fallback: boolean): boolean => {
-    if (v === undefined) return fallback;
-    if (typeof v !== 'boolean') return fail(key, `must be true or false, got ${JSON.stringify(v)}`);
-    return v;
-  };
+  }
 
-  const topicName = (v: unknown, key: string, fallback: string): string => {
-    const name = str(v, key, fallback);
+  bool(v: unknown, key: string, fallback: boolean): boolean {
+    if (v === undefined) return fallback;
+    if (typeof v !== 'boolean') return this.fail(key, `must be true or false, got ${JSON.stringify(v)}`);
+    return v;
+  }
+
+  topicName(v: unknown, key: string, fallback: string): string {
+    const name = this.str(v, key, fallback);
     if (!isTopicName(name))
-      fail(key, `"${name}" is not a Kafka topic name (1–249 of a-z A-Z 0-9 . _ -, not "." or "..")`);
+      this.fail(key, `"${name}" is not a Kafka topic name (1–249 of a-z A-Z 0-9 . _ -, not "." or "..")`);
     return name;
-  };
-  const kafkaTopic = (k: Obj, key: string, defaultTopic: string): KafkaTopicConfig => {
+  }
+
+  /** Brokers (HOST:PORT each), topic, TLS and SASL of a Kafka source or sink. */
+  kafkaTopic(k: Obj, key: string, defaultTopic: string): KafkaTopicConfig {
     const brokers = k.brokers;
     if (!Array.isArray(brokers) || brokers.length === 0)
-      fail(`${key}.brokers`, 'must be a list of HOST:PORT, e.g. [localhost:9092]');
+      this.fail(`${key}.brokers`, 'must be a list of HOST:PORT, e.g. [localhost:9092]');
     const list = (brokers as unknown[]).map((b, i) => {
       const at = `${key}.brokers[${i}]`;
-      if (typeof b !== 'string') return fail(at, `must be HOST:PORT, got ${JSON.stringify(b)}`);
+      if (typeof b !== 'string') return this.fail(at, `must be HOST:PORT, got ${JSON.stringify(b)}`);
       const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+)(?::(\d+))?$/.exec(b.trim());
-      if (!m) return fail(at, `"${b}" is not HOST:PORT`);
-      if (m[2] === undefined) return fail(at, `"${b}" has no port; use HOST:PORT, e.g. ${b}:9092`);
+      if (!m) return this.fail(at, `"${b}" is not HOST:PORT`);
+      if (m[2] === undefined) return this.fail(at, `"${b}" has no port; use HOST:PORT, e.g. ${b}:9092`);
       const port = Number(m[2]);
-      if (!(port >= 1 && port <= 65535)) return fail(at, `"${b}": port ${port} is not from 1 to 65535`);
+      if (!(port >= 1 && port <= 65535)) return this.fail(at, `"${b}": port ${port} is not from 1 to 65535`);
       return b.trim();
     });
-    const sasl = k.sasl === undefined ? undefined : str(k.sasl, `${key}.sasl`);
+    const sasl = k.sasl === undefined ? undefined : this.str(k.sasl, `${key}.sasl`);
     if (sasl !== undefined && !(SASL_MECHANISMS as readonly string[]).includes(sasl))
-      fail(`${key}.sasl`, `"${sasl}" is not one of ${SASL_MECHANISMS.join(', ')}`);
+      this.fail(`${key}.sasl`, `"${sasl}" is not one of ${SASL_MECHANISMS.join(', ')}`);
     return {
       brokers: list,
-      topic: topicName(k.topic, `${key}.topic`, defaultTopic),
-      ...(k.tls !== undefined && { tls: bool(k.tls, `${key}.tls`, false) }),
+      topic: this.topicName(k.topic, `${key}.topic`, defaultTopic),
+      ...(k.tls !== undefined && { tls: this.bool(k.tls, `${key}.tls`, false) }),
       ...(sasl !== undefined && { sasl: sasl as SaslMechanism }),
     };
-  };
+  }
+}
 
-  const root = obj(doc, '(top level)');
-  known(root, '', [
+/** Validate a parsed pipeline document. */
+export function validatePipelineConfig(doc: unknown, file = 'pipeline'): PipelineConfig {
+  const f = new Fields(file);
+
+  const root = f.obj(doc, '(top level)');
+  f.known(root, '', [
     'source',
     'model',
     'inference',
@@ -219,148 +227,66 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
     'shutdownTimeoutSeconds',
     'metrics',
   ]);
-  const metrics = obj(root.metrics, 'metrics');
-  known(metrics, 'metrics', ['port', 'host']);
-  const source = obj(root.source, 'source');
-  known(source, 'source', ['folder', 'kafka']);
+  const metrics = f.obj(root.metrics, 'metrics');
+  f.known(metrics, 'metrics', ['port', 'host']);
+  const source = f.obj(root.source, 'source');
+  f.known(source, 'source', ['folder', 'kafka']);
   if ((source.folder === undefined) === (source.kafka === undefined))
-    fail(
+    f.fail(
       'source',
       'needs exactly one of `folder:` (the scanner output path) or `kafka:` (brokers and topic of the slices)',
     );
-  const folder = obj(source.folder, 'source.folder');
-  known(folder, 'source.folder', [
+  const folder = f.obj(source.folder, 'source.folder');
+  f.known(folder, 'source.folder', [
     'path',
     'idleTimeoutSeconds',
     'missingSliceTimeoutSeconds',
     'stabilityMs',
     'followSymlinks',
   ]);
-  const model = obj(root.model, 'model');
-  known(model, 'model', ['name', 'provider', 'threads', 'sessions', 'modelsDir']);
-  const provider = str(model.provider, 'model.provider', CONFIG_DEFAULTS.provider);
+  const model = f.obj(root.model, 'model');
+  f.known(model, 'model', ['name', 'provider', 'threads', 'sessions', 'modelsDir']);
+  const provider = f.str(model.provider, 'model.provider', CONFIG_DEFAULTS.provider);
   if (!(PROVIDERS as readonly string[]).includes(provider))
-    fail('model.provider', `"${provider}" is not one of ${PROVIDERS.join(', ')}`);
-  const inference = obj(root.inference, 'inference');
-  known(inference, 'inference', [
+    f.fail('model.provider', `"${provider}" is not one of ${PROVIDERS.join(', ')}`);
+  const inference = f.obj(root.inference, 'inference');
+  f.known(inference, 'inference', [
     'maxBatch',
     'maxDelayMs',
     'overlap',
     'maxSlicesInFlight',
     'neighbourWaitMs',
   ]);
-  const output = obj(root.output, 'output');
-  known(output, 'output', ['zarr']);
-  const alerts = obj(root.alerts, 'alerts');
-  known(alerts, 'alerts', ['sinks', 'rules']);
+  const output = f.obj(root.output, 'output');
+  f.known(output, 'output', ['zarr']);
+  const alerts = f.obj(root.alerts, 'alerts');
+  f.known(alerts, 'alerts', ['sinks', 'rules']);
   const sinksRaw = alerts.sinks ?? [{ stdout: {} }];
   if (!Array.isArray(sinksRaw))
-    fail('alerts.sinks', 'must be a list, e.g. [{ jsonl: alerts.jsonl }, { stdout: {} }]');
-  const sinks = (sinksRaw as unknown[]).map((raw, i): SinkConfig => {
-    const key = `alerts.sinks[${i}]`;
-    const s = obj(raw, key);
-    const kinds = Object.keys(s);
-    if (kinds.length !== 1)
-      fail(key, `must have exactly one of jsonl, stdout, kafka; got ${kinds.join(', ') || 'none'}`);
-    if ('jsonl' in s) return { type: 'jsonl', path: str(s.jsonl, `${key}.jsonl`) };
-    if ('kafka' in s) {
-      const k = obj(s.kafka, `${key}.kafka`);
-      known(k, `${key}.kafka`, ['brokers', 'topic', 'scanEventsTopic', 'tls', 'sasl', 'schemaRegistry']);
-      const registry =
-        k.schemaRegistry === undefined ? undefined : str(k.schemaRegistry, `${key}.kafka.schemaRegistry`);
-      if (registry !== undefined && !/^https?:\/\/[^/\s]+/.test(registry))
-        fail(
-          `${key}.kafka.schemaRegistry`,
-          `"${registry}" is not an http(s):// URL, e.g. http://registry:8081`,
-        );
-      return {
-        type: 'kafka',
-        ...(registry !== undefined && { schemaRegistry: registry }),
-        ...kafkaTopic(k, `${key}.kafka`, KAFKA_DEFAULTS.alertTopic),
-        scanEventsTopic: topicName(
-          k.scanEventsTopic,
-          `${key}.kafka.scanEventsTopic`,
-          KAFKA_DEFAULTS.scanEventsTopic,
-        ),
-      };
-    }
-    if ('stdout' in s) {
-      const o = obj(s.stdout, `${key}.stdout`);
-      known(o, `${key}.stdout`, ['format']);
-      const format = str(o.format, `${key}.stdout.format`, 'auto');
-      if (!['auto', 'json', 'text'].includes(format))
-        fail(`${key}.stdout.format`, `"${format}" is not one of auto, json, text`);
-      return { type: 'stdout', format: format as 'auto' | 'json' | 'text' };
-    }
-    return fail(`${key}.${kinds[0]}`, 'unknown sink; allowed: jsonl, stdout, kafka');
-  });
-  const rulesRaw = obj(alerts.rules, 'alerts.rules');
-  known(rulesRaw, 'alerts.rules', Object.keys(DEFAULT_ALERT_RULES));
+    f.fail('alerts.sinks', 'must be a list, e.g. [{ jsonl: alerts.jsonl }, { stdout: {} }]');
+  const sinks = (sinksRaw as unknown[]).map((raw, i) => sinkConfig(f, raw, i));
+  const rulesRaw = f.obj(alerts.rules, 'alerts.rules');
+  f.known(rulesRaw, 'alerts.rules', Object.keys(DEFAULT_ALERT_RULES));
   for (const [k, v] of Object.entries(rulesRaw))
-    if (typeof v !== 'number') fail(`alerts.rules.${k}`, `must be a number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number') f.fail(`alerts.rules.${k}`, `must be a number, got ${JSON.stringify(v)}`);
 
   return {
     source: {
-      ...(source.folder !== undefined && {
-        folder: {
-          path: str(folder.path, 'source.folder.path'),
-          idleTimeoutSeconds: num(
-            folder.idleTimeoutSeconds,
-            'source.folder.idleTimeoutSeconds',
-            CONFIG_DEFAULTS.idleTimeoutSeconds,
-            0.1,
-            86400,
-          ),
-          missingSliceTimeoutSeconds: num(
-            folder.missingSliceTimeoutSeconds,
-            'source.folder.missingSliceTimeoutSeconds',
-            CONFIG_DEFAULTS.missingSliceTimeoutSeconds,
-            0.01,
-            86400,
-          ),
-          stabilityMs: num(
-            folder.stabilityMs,
-            'source.folder.stabilityMs',
-            CONFIG_DEFAULTS.stabilityMs,
-            1,
-            60000,
-            true,
-          ),
-          followSymlinks: bool(folder.followSymlinks, 'source.folder.followSymlinks', false),
-        },
-      }),
-      ...(source.kafka !== undefined && {
-        kafka: (() => {
-          const k = obj(source.kafka, 'source.kafka');
-          known(k, 'source.kafka', ['brokers', 'topic', 'group', 'tls', 'sasl', 'fileRoots']);
-          const roots = k.fileRoots ?? [];
-          if (!Array.isArray(roots))
-            fail('source.kafka.fileRoots', `must be a list of folders, got ${JSON.stringify(roots)}`);
-          return {
-            ...kafkaTopic(k, 'source.kafka', KAFKA_DEFAULTS.sliceTopic),
-            group: str(k.group, 'source.kafka.group', KAFKA_DEFAULTS.group),
-            fileRoots: (roots as unknown[]).map((r, i) => {
-              const at = `source.kafka.fileRoots[${i}]`;
-              if (typeof r !== 'string' || r.trim() === '')
-                return fail(at, `must be a folder path, got ${JSON.stringify(r)}`);
-              return r;
-            }),
-          };
-        })(),
-      }),
+      ...(source.folder !== undefined && { folder: folderConfig(f, folder) }),
+      ...(source.kafka !== undefined && { kafka: kafkaSourceConfig(f, source.kafka) }),
     },
     model: {
-      name: str(model.name, 'model.name', CONFIG_DEFAULTS.model),
+      name: f.str(model.name, 'model.name', CONFIG_DEFAULTS.model),
       provider: provider as Provider,
-      threads: num(model.threads, 'model.threads', CONFIG_DEFAULTS.threads, 0, 1024, true),
-      sessions: num(model.sessions, 'model.sessions', CONFIG_DEFAULTS.sessions, 0, 64, true),
-      ...(model.modelsDir !== undefined && { modelsDir: str(model.modelsDir, 'model.modelsDir') }),
+      threads: f.num(model.threads, 'model.threads', CONFIG_DEFAULTS.threads, 0, 1024, true),
+      sessions: f.num(model.sessions, 'model.sessions', CONFIG_DEFAULTS.sessions, 0, 64, true),
+      ...(model.modelsDir !== undefined && { modelsDir: f.str(model.modelsDir, 'model.modelsDir') }),
     },
     inference: {
-      maxBatch: num(inference.maxBatch, 'inference.maxBatch', CONFIG_DEFAULTS.maxBatch, 1, 1024, true),
-      maxDelayMs: num(inference.maxDelayMs, 'inference.maxDelayMs', CONFIG_DEFAULTS.maxDelayMs, 0, 10000),
-      overlap: num(inference.overlap, 'inference.overlap', CONFIG_DEFAULTS.overlap, 0, 96, true),
-      maxSlicesInFlight: num(
+      maxBatch: f.num(inference.maxBatch, 'inference.maxBatch', CONFIG_DEFAULTS.maxBatch, 1, 1024, true),
+      maxDelayMs: f.num(inference.maxDelayMs, 'inference.maxDelayMs', CONFIG_DEFAULTS.maxDelayMs, 0, 10000),
+      overlap: f.num(inference.overlap, 'inference.overlap', CONFIG_DEFAULTS.overlap, 0, 96, true),
+      maxSlicesInFlight: f.num(
         inference.maxSlicesInFlight,
         'inference.maxSlicesInFlight',
         CONFIG_DEFAULTS.maxSlicesInFlight,
@@ -368,7 +294,7 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
         256,
         true,
       ),
-      neighbourWaitMs: num(
+      neighbourWaitMs: f.num(
         inference.neighbourWaitMs,
         'inference.neighbourWaitMs',
         CONFIG_DEFAULTS.neighbourWaitMs,
@@ -377,9 +303,9 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
         true,
       ),
     },
-    output: { zarr: str(output.zarr, 'output.zarr') },
+    output: { zarr: f.str(output.zarr, 'output.zarr') },
     alerts: { sinks, rules: resolveAlertRules(rulesRaw as Partial<AlertRules>) },
-    shutdownTimeoutSeconds: num(
+    shutdownTimeoutSeconds: f.num(
       root.shutdownTimeoutSeconds,
       'shutdownTimeoutSeconds',
       CONFIG_DEFAULTS.shutdownTimeoutSeconds,
@@ -388,10 +314,99 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
     ),
     ...(root.metrics !== undefined && {
       metrics: {
-        port: num(metrics.port, 'metrics.port', 0, 0, 65535, true),
-        host: str(metrics.host, 'metrics.host', '127.0.0.1'),
+        port: f.num(metrics.port, 'metrics.port', 0, 0, 65535, true),
+        host: f.str(metrics.host, 'metrics.host', '127.0.0.1'),
       },
     }),
-    ...(root.maxScans !== undefined && { maxScans: num(root.maxScans, 'maxScans', 0, 1, 1e9, true) }),
+    ...(root.maxScans !== undefined && { maxScans: f.num(root.maxScans, 'maxScans', 0, 1, 1e9, true) }),
+  };
+}
+
+/** One entry of `alerts.sinks`: exactly one of jsonl, stdout, kafka. */
+function sinkConfig(f: Fields, raw: unknown, i: number): SinkConfig {
+  const key = `alerts.sinks[${i}]`;
+  const s = f.obj(raw, key);
+  const kinds = Object.keys(s);
+  if (kinds.length !== 1)
+    f.fail(key, `must have exactly one of jsonl, stdout, kafka; got ${kinds.join(', ') || 'none'}`);
+  if ('jsonl' in s) return { type: 'jsonl', path: f.str(s.jsonl, `${key}.jsonl`) };
+  if ('kafka' in s) {
+    const k = f.obj(s.kafka, `${key}.kafka`);
+    f.known(k, `${key}.kafka`, ['brokers', 'topic', 'scanEventsTopic', 'tls', 'sasl', 'schemaRegistry']);
+    const registry =
+      k.schemaRegistry === undefined ? undefined : f.str(k.schemaRegistry, `${key}.kafka.schemaRegistry`);
+    if (registry !== undefined && !/^https?:\/\/[^/\s]+/.test(registry))
+      f.fail(
+        `${key}.kafka.schemaRegistry`,
+        `"${registry}" is not an http(s):// URL, e.g. http://registry:8081`,
+      );
+    return {
+      type: 'kafka',
+      ...(registry !== undefined && { schemaRegistry: registry }),
+      ...f.kafkaTopic(k, `${key}.kafka`, KAFKA_DEFAULTS.alertTopic),
+      scanEventsTopic: f.topicName(
+        k.scanEventsTopic,
+        `${key}.kafka.scanEventsTopic`,
+        KAFKA_DEFAULTS.scanEventsTopic,
+      ),
+    };
+  }
+  if ('stdout' in s) {
+    const o = f.obj(s.stdout, `${key}.stdout`);
+    f.known(o, `${key}.stdout`, ['format']);
+    const format = f.str(o.format, `${key}.stdout.format`, 'auto');
+    if (!['auto', 'json', 'text'].includes(format))
+      f.fail(`${key}.stdout.format`, `"${format}" is not one of auto, json, text`);
+    return { type: 'stdout', format: format as 'auto' | 'json' | 'text' };
+  }
+  return f.fail(`${key}.${kinds[0]}`, 'unknown sink; allowed: jsonl, stdout, kafka');
+}
+
+/** `source.folder`: the scanner's output folder and the watcher's timing. */
+function folderConfig(f: Fields, folder: Obj): FolderSourceConfig {
+  return {
+    path: f.str(folder.path, 'source.folder.path'),
+    idleTimeoutSeconds: f.num(
+      folder.idleTimeoutSeconds,
+      'source.folder.idleTimeoutSeconds',
+      CONFIG_DEFAULTS.idleTimeoutSeconds,
+      0.1,
+      86400,
+    ),
+    missingSliceTimeoutSeconds: f.num(
+      folder.missingSliceTimeoutSeconds,
+      'source.folder.missingSliceTimeoutSeconds',
+      CONFIG_DEFAULTS.missingSliceTimeoutSeconds,
+      0.01,
+      86400,
+    ),
+    stabilityMs: f.num(
+      folder.stabilityMs,
+      'source.folder.stabilityMs',
+      CONFIG_DEFAULTS.stabilityMs,
+      1,
+      60000,
+      true,
+    ),
+    followSymlinks: f.bool(folder.followSymlinks, 'source.folder.followSymlinks', false),
+  };
+}
+
+/** `source.kafka`: brokers, topic and group of the slices, and the folders file references may use. */
+function kafkaSourceConfig(f: Fields, raw: unknown): KafkaSourceConfig {
+  const k = f.obj(raw, 'source.kafka');
+  f.known(k, 'source.kafka', ['brokers', 'topic', 'group', 'tls', 'sasl', 'fileRoots']);
+  const roots = k.fileRoots ?? [];
+  if (!Array.isArray(roots))
+    f.fail('source.kafka.fileRoots', `must be a list of folders, got ${JSON.stringify(roots)}`);
+  return {
+    ...f.kafkaTopic(k, 'source.kafka', KAFKA_DEFAULTS.sliceTopic),
+    group: f.str(k.group, 'source.kafka.group', KAFKA_DEFAULTS.group),
+    fileRoots: (roots as unknown[]).map((r, i) => {
+      const at = `source.kafka.fileRoots[${i}]`;
+      if (typeof r !== 'string' || r.trim() === '')
+        return f.fail(at, `must be a folder path, got ${JSON.stringify(r)}`);
+      return r;
+    }),
   };
 }

@@ -4,7 +4,7 @@ import { readSliceMessage } from '../../src/kafka/slice-message.ts';
 import { testSlice } from './slice-fixtures.ts';
 
 const where = { topic: 'xct.slices', partition: 3, offset: '42' };
-const noScan = { fileRoots: [], scanSize: () => undefined };
+const noScan: Parameters<typeof readSliceMessage>[2] = { fileRoots: [], scanSize: () => undefined };
 
 t.test('a valid slice message: the record and its pixels', async (t) => {
   const { slice, image } = await readSliceMessage(encodeSlice(testSlice('cell-7', 2)), where, noScan);
@@ -43,6 +43,7 @@ t.test('hostile messages are refused with the message named and the reason', asy
       width: 8,
       height: 8,
       dtype: 'uint16' as const,
+      endianness: 'little' as const,
       path: '/etc/passwd',
       offset: 0,
       length: 128,
