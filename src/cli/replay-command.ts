@@ -221,33 +221,54 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
     if (sourceError !== undefined) throw sourceError;
     if (ctx.signal.aborted) return 130;
 
-    const seconds = (performance.now() - started) / 1000;
     const scan = completed[0];
-    const readErrors = stats.errorsByStage.get('source') ?? 0;
-    const summary = {
-      scanId,
-      zarrPath,
-      slices: stats.slicesOut,
-      missing: volume.missing.length,
-      failed: stats.slicesFailed + readErrors,
-      seconds: Number(seconds.toFixed(3)),
-      slicesPerSecond: Number((stats.slicesOut / Math.max(seconds, 1e-9)).toFixed(2)),
-      alerts: { ...stats.alerts },
-      scanFailed: scan?.failed ?? null,
-    };
-    if (bar) {
-      ctx.stderr.write(
-        `\r\x1b[2Kreplayed ${summary.slices}/${total} slices in ${seconds.toFixed(1)} s (${summary.slicesPerSecond} slices/s); alerts ${stats.alerts.info} info / ${stats.alerts.warning} warning / ${stats.alerts.critical} critical; masks in ${zarrPath}${summary.failed ? `; ${summary.failed} slice(s) FAILED` : ''}${scan?.failed ? `; scan FAILED: ${scan.failed}` : ''}\n`,
-      );
-    } else {
-      log.info({ summary }, `replay of ${scanId} complete: ${summary.slices} slices → ${zarrPath}`);
-    }
-    return scan === undefined || scan.failed !== undefined || summary.failed > 0 ? 1 : 0;
+    const failed = reportReplay(
+      { scanId, zarrPath, total, seconds: (performance.now() - started) / 1000, stats, volume, scan },
+      { bar, ctx, log },
+    );
+    return scan === undefined || scan.failed !== undefined || failed > 0 ? 1 : 0;
   } finally {
     await Promise.all(sinks.map((s) => s.close()));
     await model?.close();
     await volume.close();
   }
+}
+
+/** The replay's closing line (a terminal) or record (a log); the count of slices that failed. */
+function reportReplay(
+  r: {
+    scanId: string;
+    zarrPath: string;
+    total: number;
+    seconds: number;
+    stats: DaemonStats;
+    volume: ArchiveVolume;
+    scan: CompletedScan | undefined;
+  },
+  o: { bar: boolean; ctx: CommandContext; log: Logger },
+): number {
+  const { scanId, zarrPath, total, seconds, stats, volume, scan } = r;
+  const { bar, ctx, log } = o;
+  const readErrors = stats.errorsByStage.get('source') ?? 0;
+  const summary = {
+    scanId,
+    zarrPath,
+    slices: stats.slicesOut,
+    missing: volume.missing.length,
+    failed: stats.slicesFailed + readErrors,
+    seconds: Number(seconds.toFixed(3)),
+    slicesPerSecond: Number((stats.slicesOut / Math.max(seconds, 1e-9)).toFixed(2)),
+    alerts: { ...stats.alerts },
+    scanFailed: scan?.failed ?? null,
+  };
+  if (bar) {
+    ctx.stderr.write(
+      `\r\x1b[2Kreplayed ${summary.slices}/${total} slices in ${seconds.toFixed(1)} s (${summary.slicesPerSecond} slices/s); alerts ${stats.alerts.info} info / ${stats.alerts.warning} warning / ${stats.alerts.critical} critical; masks in ${zarrPath}${summary.failed ? `; ${summary.failed} slice(s) FAILED` : ''}${scan?.failed ? `; scan FAILED: ${scan.failed}` : ''}\n`,
+    );
+  } else {
+    log.info({ summary }, `replay of ${scanId} complete: ${summary.slices} slices → ${zarrPath}`);
+  }
+  return summary.failed;
 }
 
 /** `max`, `1x`, `2.5x` or a bare `4` → the speed `replayArchive` takes. */

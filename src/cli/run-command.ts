@@ -16,7 +16,7 @@ import { describeLayout, loadModel } from '../inference/load-model.ts';
 import { PROVIDERS } from '../inference/open-onnx-session.ts';
 import { kafkaSecurityFromEnv } from '../kafka/kafka-client.ts';
 import { parseKafkaUrl } from '../kafka/parse-kafka-url.ts';
-import { createLogger } from '../log.ts';
+import { createLogger, type Logger } from '../log.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
 import { formatAlert } from '../sinks/format-alert.ts';
 import { createJsonlAlertSink, streamSink } from '../sinks/jsonl-alert-sink.ts';
@@ -100,38 +100,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
     ctx.stdout.write(RUN_HELP);
     return 0;
   }
-  const file = positionals[0];
-  // URLs are checked before anything loads: a typo or a missing password fails in milliseconds.
-  const sourceFlag = stringOption(values, 'source');
-  if (sourceFlag !== undefined && !sourceFlag.startsWith('kafka://'))
-    throw new UsageError(
-      `--source ${sourceFlag}: expected kafka://HOST:PORT[/TOPIC] (use --watch DIR for a folder)`,
-      {
-        option: '--source',
-      },
-    );
-  if (sourceFlag !== undefined && stringOption(values, 'watch') !== undefined)
-    throw new UsageError('--source and --watch cannot be combined; give one', { option: '--source' });
-  let config: PipelineConfig;
-  if (file !== undefined) {
-    config = await loadPipelineConfig(file);
-  } else {
-    if (stringOption(values, 'watch') === undefined && sourceFlag === undefined)
-      throw new UsageError('run needs --watch DIR or --source kafka://HOST:PORT (or a pipeline file)', {
-        option: '--watch',
-      });
-    if (stringOption(values, 'out') === undefined)
-      throw new UsageError('run needs --out DIR for the OME-Zarr masks', { option: '--out' });
-    config = validatePipelineConfig(
-      {
-        // Replaced by --watch or --source below.
-        source: { folder: { path: '.' } },
-        output: { zarr: stringOption(values, 'out') },
-      },
-      'command line',
-    );
-  }
-  config = applyFlags(config, values);
+  const config = await runConfig(positionals[0], values);
   ctx.shutdownTimeoutMs = config.shutdownTimeoutSeconds * 1000;
   const kafkaSlices = config.source.kafka && {
     ...config.source.kafka,
@@ -183,25 +152,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
     const stdoutIsJson = config.alerts.sinks.some(
       (s) => s.type === 'stdout' && (s.format === 'json' || (s.format === 'auto' && !process.stdout.isTTY)),
     );
-    for (const s of config.alerts.sinks) {
-      if (s.type === 'kafka') continue;
-      if (s.type === 'jsonl') sinks.push(await createJsonlAlertSink(s.path));
-      else if (stdoutIsJson) sinks.push(streamSink(ctx.stdout, (a) => `${JSON.stringify(a)}\n`));
-      else sinks.push(streamSink(ctx.stdout, (a) => formatAlert(a, process.stdout.isTTY === true)));
-    }
-    for (const s of config.alerts.sinks) {
-      if (s.type !== 'kafka') continue;
-      sinks.push(
-        await createKafkaAlertSink({
-          brokers: s.brokers,
-          topic: s.topic,
-          scanEventsTopic: s.scanEventsTopic,
-          security: kafkaSecurityFromEnv(process.env, s),
-          ...(s.schemaRegistry !== undefined && { schemaRegistryUrl: s.schemaRegistry }),
-          log,
-        }),
-      );
-    }
+    sinks.push(...(await openSinks(config, stdoutIsJson, ctx, log)));
     // Human summaries go where they do not break a JSON-lines stream.
     const say = (line: string) => (stdoutIsJson ? ctx.stderr : ctx.stdout).write(line);
     const f = config.source.folder;
@@ -281,7 +232,9 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
   }
 }
 
-function applyFlags(c: PipelineConfig, values: Parameters<typeof stringOption>[0]): PipelineConfig {
+type Values = Parameters<typeof stringOption>[0];
+
+function applyFlags(c: PipelineConfig, values: Values): PipelineConfig {
   const watch = stringOption(values, 'watch');
   const out = stringOption(values, 'out');
   const alerts = stringOption(values, 'alerts');
@@ -379,4 +332,69 @@ function applyFlags(c: PipelineConfig, values: Parameters<typeof stringOption>[0
   }
   next.alerts.rules ??= { ...DEFAULT_ALERT_RULES };
   return next;
+}
+
+/** The pipeline: a pipeline file, or the command line's own, with the flags applied over it. */
+async function runConfig(file: string | undefined, values: Values): Promise<PipelineConfig> {
+  // URLs are checked before anything loads: a typo or a missing password fails in milliseconds.
+  const sourceFlag = stringOption(values, 'source');
+  if (sourceFlag !== undefined && !sourceFlag.startsWith('kafka://'))
+    throw new UsageError(
+      `--source ${sourceFlag}: expected kafka://HOST:PORT[/TOPIC] (use --watch DIR for a folder)`,
+      {
+        option: '--source',
+      },
+    );
+  if (sourceFlag !== undefined && stringOption(values, 'watch') !== undefined)
+    throw new UsageError('--source and --watch cannot be combined; give one', { option: '--source' });
+  let config: PipelineConfig;
+  if (file !== undefined) {
+    config = await loadPipelineConfig(file);
+  } else {
+    if (stringOption(values, 'watch') === undefined && sourceFlag === undefined)
+      throw new UsageError('run needs --watch DIR or --source kafka://HOST:PORT (or a pipeline file)', {
+        option: '--watch',
+      });
+    if (stringOption(values, 'out') === undefined)
+      throw new UsageError('run needs --out DIR for the OME-Zarr masks', { option: '--out' });
+    config = validatePipelineConfig(
+      {
+        // Replaced by --watch or --source below.
+        source: { folder: { path: '.' } },
+        output: { zarr: stringOption(values, 'out') },
+      },
+      'command line',
+    );
+  }
+  return applyFlags(config, values);
+}
+
+/** The alert sinks a pipeline names: files and stdout first, then Kafka. */
+async function openSinks(
+  config: PipelineConfig,
+  stdoutIsJson: boolean,
+  ctx: CommandContext,
+  log: Logger,
+): Promise<AlertSink[]> {
+  const out: AlertSink[] = [];
+  for (const s of config.alerts.sinks) {
+    if (s.type === 'kafka') continue;
+    if (s.type === 'jsonl') out.push(await createJsonlAlertSink(s.path));
+    else if (stdoutIsJson) out.push(streamSink(ctx.stdout, (a) => `${JSON.stringify(a)}\n`));
+    else out.push(streamSink(ctx.stdout, (a) => formatAlert(a, process.stdout.isTTY === true)));
+  }
+  for (const s of config.alerts.sinks) {
+    if (s.type !== 'kafka') continue;
+    out.push(
+      await createKafkaAlertSink({
+        brokers: s.brokers,
+        topic: s.topic,
+        scanEventsTopic: s.scanEventsTopic,
+        security: kafkaSecurityFromEnv(process.env, s),
+        ...(s.schemaRegistry !== undefined && { schemaRegistryUrl: s.schemaRegistry }),
+        log,
+      }),
+    );
+  }
+  return out;
 }

@@ -7,7 +7,7 @@ import { readZarrScanPlane } from '../sinks/zarr-scan-writer.ts';
 import { modelInput } from '../slices/blend-neighbours.ts';
 import { normalizeSlice } from '../slices/normalize-slice.ts';
 import type { NormalizedSlice } from '../slices/slice-types.ts';
-import { type DaemonContext, skipSlice } from './daemon-context.ts';
+import { type DaemonContext, skipSlice, sliceDone } from './daemon-context.ts';
 import type { QueuedSlice, ScanState } from './scan-state.ts';
 
 /** Slices narrower or shorter than this are refused: a 1-pixel slice is a broken header, not a scan
@@ -18,6 +18,32 @@ const MIN_SLICE_SIDE = 2;
 export interface DecodeRetry {
   attempts: number;
   delayMs: number;
+}
+
+/**
+ * A slice past the gate: its scan's earlier run is taken up first, and a slice that run finished
+ * (durable in the store) is not done again, nor is one of a failed scan, nor any once the daemon is
+ * stopping (it stays on disk for the next start). The rest is decoded. Undefined: not going on.
+ */
+export async function admitSlice(
+  ctx: DaemonContext,
+  ref: QueuedSlice,
+  o: { stopping: boolean; retry: DecodeRetry },
+): Promise<NormalizedSlice | undefined> {
+  const s = ctx.scans.open(ref.scanId);
+  if (o.stopping) {
+    s.skipped++;
+    return undefined;
+  }
+  if (s.resumed) await s.resumed;
+  if (s.failed) return undefined;
+  if (s.durable.has(ref.z)) {
+    s.processed++;
+    ctx.stats.slicesResumed++;
+    sliceDone(ctx, ref, Date.now());
+    return undefined;
+  }
+  return decodeSlice(ctx, s, ref, o.retry);
 }
 
 /**

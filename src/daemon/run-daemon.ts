@@ -12,13 +12,13 @@ import { thresholdMask } from '../operators/threshold-mask.ts';
 import { tilePatches } from '../operators/tile-patches.ts';
 import { writeOutputs } from '../operators/write-outputs.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
-import type { MaskedSlice, NormalizedSlice, SliceRef } from '../slices/slice-types.ts';
+import type { MaskedSlice, SliceRef } from '../slices/slice-types.ts';
 import type { SliceCredits } from '../sources/slice-credits.ts';
 import type { ScanMeta, SourceEvent } from '../sources/source-event.ts';
 import { AlertDelivery } from './alert-delivery.ts';
-import { type DaemonContext, failScan, ScanRegistry, sliceDone } from './daemon-context.ts';
+import { type DaemonContext, failScan, ScanRegistry } from './daemon-context.ts';
 import { DaemonStats } from './daemon-stats.ts';
-import { decodeSlice } from './decode-slice.ts';
+import { admitSlice } from './decode-slice.ts';
 import { NeighbourHold } from './neighbour-hold.ts';
 import { type CompletedScan, finishScanIfDone } from './scan-completion.ts';
 import type { QueuedSlice, ScanState } from './scan-state.ts';
@@ -166,24 +166,6 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
       if (s) finishIfDone(s);
       maybeStop();
     };
-    /** Past the gate: the scan's earlier run is taken up first; a slice it finished is not done again. */
-    const admit = async (ref: QueuedSlice): Promise<NormalizedSlice | undefined> => {
-      const s = scans.open(ref.scanId);
-      if (stopping) {
-        s.skipped++;
-        return undefined;
-      }
-      if (s.resumed) await s.resumed;
-      if (s.failed) return undefined;
-      if (s.durable.has(ref.z)) {
-        s.processed++;
-        stats.slicesResumed++;
-        sliceDone(ctx, ref, Date.now());
-        return undefined;
-      }
-      return decodeSlice(ctx, s, ref, retry);
-    };
-
     queue$
       .pipe(
         limitInFlight(credit$, o.maxSlicesInFlight ?? 4),
@@ -192,7 +174,7 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
           stats.inFlight++;
           return ref;
         }),
-        decodeSlices(admit, release),
+        decodeSlices((ref: QueuedSlice) => admitSlice(ctx, ref, { stopping, retry }), release),
         tilePatches({ patch, overlap }),
         microBatch({ maxBatch, maxDelayMs: o.inference?.maxDelayMs ?? 10 }),
         inferBatches(model, { maxBatch, onBatch: (batch) => countBatch(stats, batch) }),
