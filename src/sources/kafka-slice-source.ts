@@ -15,7 +15,7 @@ import {
   type KafkaSecurity,
   keyPartitioner,
 } from '../kafka/kafka-client.ts';
-import { OffsetTracker } from '../kafka/offset-tracker.ts';
+import { OffsetCommitter } from '../kafka/offset-committer.ts';
 import { readSliceMessage } from '../kafka/slice-message.ts';
 import type { Logger } from '../log.ts';
 import { SliceCredits } from './slice-credits.ts';
@@ -132,7 +132,6 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       ...(options.retry && { retry: options.retry }),
     });
 
-  const tracker = new OffsetTracker();
   const scans = new Map<string, ScanTrack>();
   let consumer: KafkaConsumer | undefined;
   let producer: KafkaProducer | undefined;
@@ -145,43 +144,9 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
   const stopping = new AbortController();
   let closing = false;
   let closed: Promise<void> | undefined;
-  let commits: Promise<void> = Promise.resolve();
 
-  /** Positions to commit per partition, newest only; removed once the broker accepted them. */
-  const toCommit = new Map<number, string>();
-  const flushCommits = async () => {
-    const c = consumer;
-    if (!c || toCommit.size === 0) return;
-    const batch = [...toCommit].map(([partition, offset]) => ({ topic, partition, offset }));
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await c.commitOffsets(batch);
-        for (const { partition, offset } of batch)
-          if (toCommit.get(partition) === offset) toCommit.delete(partition);
-        return;
-      } catch (err) {
-        if (isRetriableKafkaError(err) && attempt < 4) {
-          await sleep(100 * 2 ** attempt);
-          continue;
-        }
-        // Lost the partition in a rebalance, or the broker stays away: the next commit (or the one at
-        // close) carries the position; failing that, the partition's next owner re-reads from the
-        // last committed position, so nothing is lost and some work is redone.
-        log.warn(
-          { topic, batch, err },
-          `could not commit ${batch.map((b) => `${topic}[${b.partition}]@${b.offset}`).join(', ')}: ${describeError(err)}`,
-        );
-        return;
-      }
-    }
-  };
-  const finish = (held: Held) => {
-    const position = tracker.done(held.partition, held.offset);
-    if (position === undefined) return;
-    toCommit.set(held.partition, position);
-    // One commit at a time, so an older position never lands after a newer one.
-    commits = commits.then(flushCommits);
-  };
+  const committer = new OffsetCommitter({ topic, log, consumer: () => consumer });
+  const finish = (held: Held) => committer.finish(held);
 
   const sliceDone: KafkaSliceSource['sliceDone'] = ({ scanId, z }) => {
     const scan = scans.get(scanId);
@@ -255,7 +220,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       if (took) credits.give();
       return;
     }
-    tracker.add(partition, message.offset);
+    committer.add(partition, message.offset);
     const held: Held = { partition, offset: message.offset };
     let decoded: { slice: SliceMessage; image: DecodedImage };
     try {
@@ -388,8 +353,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       crashes = 0;
       const mine = new Set(payload.memberAssignment[topic] ?? []);
       // Partitions gone to another member: their uncommitted offsets are its to re-read.
-      for (const partition of [...toCommit.keys()]) if (!mine.has(partition)) toCommit.delete(partition);
-      tracker.retain(mine);
+      committer.retain(mine);
       log.info(
         { topic, groupId, partitions: [...mine] },
         `joined group ${groupId}: ${topic} partitions ${[...mine].join(', ') || 'none'}`,
@@ -442,8 +406,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       // than re-read by the next owner.
       const deadline = Date.now() + drainTimeoutMs;
       while (inFlight > 0 && Date.now() < deadline) await sleep(50);
-      await commits;
-      await flushCommits(); // whatever an earlier commit could not carry
+      await committer.settle();
       await c
         ?.disconnect()
         .catch((err: unknown) => log.warn({ err }, `leaving group ${groupId}: ${describeError(err)}`));
