@@ -1,13 +1,19 @@
-import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { promisify } from 'node:util';
-import { gunzip, gzip } from 'node:zlib';
-import type { AbsolutePath } from '@zarrita/storage';
+/**
+ * One scan's OME-Zarr 0.5 store: the image, the dendrite mask and the probabilities, written slice
+ * by slice as the scan runs, durable per slice, resumable after a crash, and read back for a resume
+ * and the live view. Over 400 lines because the write protocol (create or take up, grow, write a
+ * slice's chunks, record progress, finish and trim) is one state machine over one store's metadata;
+ * the files underneath are `durable-file-store.ts`, the gzip codec `zarr-gzip-codec.ts`.
+ */
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import FileSystemStore from '@zarrita/storage/fs';
 import * as zarr from 'zarrita';
 import { type Dtype, dtypeOf, TYPED_ARRAYS, type TypedArray } from '../codecs/dtype.ts';
 import { type ErrorContext, isXctError, OutputError } from '../errors.ts';
 import { quantizeProbability } from '../slices/probability.ts';
+import { DurableFileStore, removeStaleTemps } from './durable-file-store.ts';
+import { DEFAULT_GZIP_LEVEL } from './zarr-gzip-codec.ts';
 
 /** The one place a scan's store is named: `<out>/<scanId>.ome.zarr`. */
 export function scanStorePath(out: string, scanId: string): string {
@@ -100,7 +106,6 @@ export const PROGRESS_ATTRIBUTE = 'xct-sentinel';
 const STAGE = 'zarr';
 const OME_VERSION = '0.5';
 const DEFAULT_CHUNK = 512;
-const DEFAULT_GZIP_LEVEL = 1;
 // Grow by a quarter (at least this many slices) so a scan without scan.json does not rewrite three
 // zarr.json files per slice; finish() trims the extent to the truth.
 const MIN_GROWTH = 8;
@@ -542,160 +547,6 @@ class ScanWriter implements ZarrScanWriter {
   }
 }
 
-/** `.<name>.<pid>.<n>.tmp`: a DurableFileStore write in progress, or left by a process killed mid-write. */
-const TEMP_FILE = /^\..+\.(\d+)\.\d+\.tmp$/;
-
-/**
- * Remove the temp files a writer killed mid-write left in a store it is taking up again: those of
- * this process id (a reused one) and of processes no longer running. They were never renamed into
- * place, so no reader saw them; left alone they would pile up over crashes.
- */
-async function removeStaleTemps(root: string): Promise<void> {
-  const alive = (pid: number): boolean => {
-    if (pid === process.pid) return false;
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  };
-  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
-  for (const entry of entries) {
-    const match = entry.isFile() ? TEMP_FILE.exec(entry.name) : null;
-    if (match && !alive(Number(match[1]))) await unlink(join(entry.parentPath, entry.name)).catch(() => {});
-  }
-}
-
-/**
- * FileSystemStore writes files in place, so a crash mid-write leaves a truncated chunk that readers
- * decode as garbage. This one writes a temp file, syncs it and renames it into place, so a key holds
- * either its old bytes or its new ones. The folder entries those renames (and new folders) change
- * become durable at the next `flush()`: one sync per folder per slice instead of one per chunk.
- */
-class DurableFileStore extends FileSystemStore {
-  readonly #durable: boolean;
-  // Folders known to exist: saves a mkdir per chunk.
-  readonly #dirs = new Map<string, Promise<void>>();
-  // Folders whose entries changed since the last flush took them.
-  readonly #unsynced = new Set<string>();
-  // Folder syncs in progress, whoever started them.
-  readonly #syncing = new Set<Promise<void>>();
-  #temps = 0;
-
-  constructor(root: string, durable: boolean) {
-    super(resolve(root));
-    this.#durable = durable;
-  }
-
-  override async set(key: AbsolutePath, value: Uint8Array): Promise<void> {
-    const file = join(this.root, key.slice(1));
-    const dir = dirname(file);
-    await this.ensureDir(dir);
-    const temp = join(dir, `.${basename(file)}.${process.pid}.${++this.#temps}.tmp`);
-    try {
-      const handle = await open(temp, 'w');
-      try {
-        await handle.writeFile(value);
-        if (this.#durable) await handle.datasync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, file);
-    } catch (err) {
-      await unlink(temp).catch(() => {});
-      throw err;
-    }
-    this.markChanged(dir);
-  }
-
-  /** Make every `set` that has resolved so far durable (sync the folders their renames touched). */
-  async flush(): Promise<void> {
-    for (const dir of this.#unsynced) {
-      const sync = syncDir(dir);
-      this.#syncing.add(sync);
-      const settle = (): void => {
-        this.#syncing.delete(sync);
-      };
-      sync.then(settle, settle);
-    }
-    this.#unsynced.clear();
-    // Also wait for syncs other callers started: they may hold folders our own writes changed.
-    await Promise.all([...this.#syncing]);
-  }
-
-  /** Create `dir` and its parents (memoized per folder); `flush()` makes them durable. */
-  ensureDir(dir: string): Promise<void> {
-    let ready = this.#dirs.get(dir);
-    if (ready === undefined) {
-      ready = this.#makeDir(dir);
-      this.#dirs.set(dir, ready);
-      // A failed mkdir must not poison later tries (the disk may have been freed meanwhile).
-      ready.catch(() => this.#dirs.delete(dir));
-    }
-    return ready;
-  }
-
-  /** Forget which folders exist, after some were removed. */
-  forgetDirs(): void {
-    this.#dirs.clear();
-  }
-
-  /** Note that `dir`'s entries changed outside `set` (files removed), for the next flush. */
-  markChanged(dir: string): void {
-    if (this.#durable) this.#unsynced.add(dir);
-  }
-
-  async #makeDir(dir: string): Promise<void> {
-    const parent = dirname(dir);
-    if (dir !== this.root && parent !== dir) await this.ensureDir(parent);
-    const created = await mkdir(dir, { recursive: true });
-    if (created === undefined) return;
-    // Each folder mkdir made is a new entry in its parent.
-    for (let d = dir; ; d = dirname(d)) {
-      this.markChanged(dirname(d));
-      if (d === created || dirname(d) === d) break;
-    }
-  }
-}
-
-/**
- * zarrita 0.7 only decodes gzip. This codec encodes with node:zlib (standard gzip, so zarr-python,
- * tensorstore and neuroglancer read it) and decodes with it too; the level comes from the metadata.
- */
-class NodeGzipCodec {
-  readonly kind = 'bytes_to_bytes';
-  readonly #level: number;
-
-  constructor(level: number) {
-    this.#level = level;
-  }
-
-  /** Build from a `{ level }` codec configuration. */
-  static fromConfig(configuration: unknown): NodeGzipCodec {
-    const level = fieldOf(configuration, 'level');
-    return new NodeGzipCodec(typeof level === 'number' ? level : DEFAULT_GZIP_LEVEL);
-  }
-
-  /** Compress on libuv's thread pool, so chunks of one slice compress in parallel. */
-  async encode(bytes: Uint8Array): Promise<Uint8Array> {
-    return gzipAsync(bytes, { level: this.#level });
-  }
-
-  /** Decompress one gzip member. */
-  async decode(bytes: Uint8Array): Promise<Uint8Array> {
-    return gunzipAsync(bytes);
-  }
-}
-
-const gzipAsync = promisify(gzip);
-const gunzipAsync = promisify(gunzip);
-
-// zarrita's codec registry is process-wide: loading this module makes its `gzip` codec able to
-// encode, for every store this process opens (decoding stays standard gzip). Said here, once, rather
-// than done on the side by whichever function first reads or writes a store.
-zarr.registry.set('gzip', async () => NodeGzipCodec);
-
 function normalizeOptions(options: ZarrScanWriterOptions): Settings {
   const { root, scanId } = options;
   const fail = (option: string, what: string): never => {
@@ -820,13 +671,4 @@ function objectAt(value: unknown, key: string): Record<string, unknown> | undefi
 
 function errorCode(err: unknown): unknown {
   return typeof err === 'object' && err !== null && 'code' in err ? err.code : undefined;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
