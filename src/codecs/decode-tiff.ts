@@ -10,6 +10,9 @@
  * "RangeError: Offset is outside the bounds of the DataView" or decodes whatever bytes are there,
  * and its getImageCount() never returns on a cyclic IFD chain. The walk below is cheap (it reads
  * only IFDs, never pixels) and turns those cases into DecodeErrors that say what is wrong.
+ *
+ * Over 400 lines because the structure walk and the choice of decoder read the same tags: kept
+ * together so a file is judged once, by one reading of its IFDs.
  */
 import { fromArrayBuffer, getDecoder } from 'geotiff';
 import { decode as decodeWithTiff } from 'tiff';

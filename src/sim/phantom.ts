@@ -1,3 +1,9 @@
+/**
+ * The simulated cell: electrodes, electrolyte, pits, bubbles and dendrites (trees, mossy clusters,
+ * needles) placed by seed, with the scanner's acquisition settings and the truth every evaluation
+ * scores against. Over 400 lines because it is mostly the declared shapes and their defaults; the
+ * growth of one dendrite is `grow-dendrite.ts`, the rendering of a slice `render-slice.ts`.
+ */
 import { UsageError } from '../errors.ts';
 import {
   type Capsule,

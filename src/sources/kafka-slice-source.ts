@@ -1,3 +1,10 @@
+/**
+ * The Kafka slice source: one consumer in the group, slices as source events, offsets committed
+ * only for finished work (`OffsetCommitter`), poison messages to the dead-letter topic, a credit per
+ * slice handed over (`SliceCredits`), consumers restarted after a failure KafkaJS does not retry.
+ * Over 400 lines, and `kafkaSliceSource` over 150: its handlers still close over one consumer's
+ * state; the next cut is the per-scan bookkeeping (sliceDone, scanDone, endScan) as its own unit.
+ */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Observable, type Subscriber } from 'rxjs';
 import type { SliceMessage } from '../codecs/avro-slice.ts';

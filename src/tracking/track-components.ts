@@ -1,3 +1,10 @@
+/**
+ * The 3-D connected-component tracker the dendrite monitor runs on each slice's mask as it comes:
+ * union-find over slice labels, parts up to `gap` background voxels apart joined, components
+ * closed once the scan has passed them. Over 400 lines because its hot path (label a slice, join
+ * it to the open components, update their statistics) shares typed-array state that would only be
+ * passed back and forth if split; it is checked as a whole against a brute-force 3-D flood fill.
+ */
 import { ConfigError } from '../errors.ts';
 import { checkImageSize } from '../slices/tile-grid.ts';
 
