@@ -1,9 +1,9 @@
 /**
  * The Kafka slice source: one consumer in the group, slices as source events, offsets committed
- * only for finished work (`OffsetCommitter`), poison messages to the dead-letter topic, a credit per
- * slice handed over (`SliceCredits`), consumers restarted after a failure KafkaJS does not retry.
- * Over 400 lines, and `kafkaSliceSource` over 150: its handlers still close over one consumer's
- * state; the next cut is the per-scan bookkeeping (sliceDone, scanDone, endScan) as its own unit.
+ * only for finished work (`OffsetCommitter`), per-scan bookkeeping in `KafkaScanBook`, poison
+ * messages to the dead-letter topic, a credit per slice handed over (`SliceCredits`), consumers
+ * restarted after a failure KafkaJS does not retry. `kafkaSliceSource` is still over 150 lines: its
+ * message handler and the consumer's restart logic close over one consumer's state.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Observable, type Subscriber } from 'rxjs';
@@ -25,8 +25,9 @@ import {
 import { OffsetCommitter } from '../kafka/offset-committer.ts';
 import { readSliceMessage } from '../kafka/slice-message.ts';
 import type { Logger } from '../log.ts';
+import { type Held, KafkaScanBook } from './kafka-scan-book.ts';
 import { SliceCredits } from './slice-credits.ts';
-import type { ScanMeta, SourceEvent } from './source-event.ts';
+import type { SourceEvent } from './source-event.ts';
 
 /** Default topic (schemas/README.md) and consumer group. */
 export const DEFAULT_SLICE_TOPIC = 'xct.slices';
@@ -93,26 +94,6 @@ export interface KafkaSliceSource {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-interface Held {
-  partition: number;
-  offset: string;
-}
-
-interface ScanTrack {
-  meta: ScanMeta;
-  width: number;
-  height: number;
-  seen: Set<number>;
-  /** Offsets per slice z still in work. */
-  slices: Map<number, Held[]>;
-  /** Offsets kept until the scan is complete: the slice that ended it, late duplicates. */
-  untilComplete: Held[];
-  ended: boolean;
-  /** The message whose slice completed the expected count. */
-  endedBy?: Held;
-  idle?: NodeJS.Timeout;
-}
-
 /**
  * Slices from a Kafka topic (`schemas/slice.avsc`, pixels inline or as a file reference) as source
  * events, one consumer in group `groupId`. Offsets are committed only once the daemon says a slice is
@@ -139,11 +120,9 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       ...(options.retry && { retry: options.retry }),
     });
 
-  const scans = new Map<string, ScanTrack>();
   let consumer: KafkaConsumer | undefined;
   let producer: KafkaProducer | undefined;
   let subscriber: Subscriber<SourceEvent> | undefined;
-  let inFlight = 0;
   const credits = options.credits ?? new SliceCredits();
   /** No pipeline gives credits back: `sliceDone` and `scanDone` do. */
   const ownCredits = options.credits === undefined;
@@ -155,45 +134,14 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
   const committer = new OffsetCommitter({ topic, log, consumer: () => consumer });
   const finish = (held: Held) => committer.finish(held);
 
-  const sliceDone: KafkaSliceSource['sliceDone'] = ({ scanId, z }) => {
-    const scan = scans.get(scanId);
-    const held = scan?.slices.get(z);
-    if (!scan || !held) return;
-    scan.slices.delete(z);
-    inFlight--;
-    if (ownCredits) credits.give();
-    // The slice that completed the scan waits for the scan: its summary is still to come, and a
-    // restart must read that slice again to end the scan again.
-    for (const h of held) {
-      if (h === scan.endedBy) scan.untilComplete.push(h);
-      else finish(h);
-    }
-  };
-
-  const scanDone: KafkaSliceSource['scanDone'] = (scanId) => {
-    const scan = scans.get(scanId);
-    if (!scan) return;
-    // Slices the daemon skipped (a failed scan) are finished too: the scan is over.
-    for (const held of scan.slices.values()) {
-      inFlight--;
+  const book = new KafkaScanBook({
+    emit: (event) => subscriber?.next(event),
+    finish,
+    released: () => {
       if (ownCredits) credits.give();
-      for (const h of held) finish(h);
-    }
-    scan.slices.clear();
-    for (const h of scan.untilComplete) finish(h);
-    scan.untilComplete = [];
-    if (scan.idle) clearTimeout(scan.idle);
-  };
-
-  const endScan = (scanId: string, scan: ScanTrack, reason: string) => {
-    if (scan.ended) return;
-    scan.ended = true;
-    if (scan.idle) clearTimeout(scan.idle);
-    const expected = scan.meta.expectedSlices ?? Math.max(0, ...scan.seen) + 1;
-    const missing: number[] = [];
-    for (let z = 0; z < expected; z++) if (!scan.seen.has(z)) missing.push(z);
-    subscriber?.next({ type: 'scan-end', scanId, reason, slices: scan.seen.size, missing });
-  };
+    },
+    idleTimeoutMs,
+  });
 
   const deadLetter = async (payload: EachMessagePayload, error: XctError): Promise<void> => {
     if (!producer) return;
@@ -209,7 +157,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     readSliceMessage(
       message.value,
       { topic, partition, offset: message.offset },
-      { fileRoots: options.fileRoots ?? [], scanSize: (scanId) => scans.get(scanId) },
+      { fileRoots: options.fileRoots ?? [], scanSize: (scanId) => book.size(scanId) },
     );
 
   const eachMessage = async (payload: EachMessagePayload): Promise<void> => {
@@ -242,60 +190,14 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       return;
     }
     const { slice, image } = decoded;
-    let scan = scans.get(slice.scanId);
-    if (!scan) {
-      const meta: ScanMeta = {
-        width: image.width,
-        height: image.height,
-        ...(slice.expectedSlices !== null && { expectedSlices: slice.expectedSlices }),
-        ...(slice.voxelSizeUm !== null && { voxelSizeUm: slice.voxelSizeUm }),
-      };
-      scan = {
-        meta,
-        width: image.width,
-        height: image.height,
-        seen: new Set(),
-        slices: new Map(),
-        untilComplete: [],
-        ended: false,
-      };
-      scans.set(slice.scanId, scan);
-      subscriber?.next({ type: 'scan-start', scanId: slice.scanId, meta });
-    }
-    const pending = scan.slices.get(slice.z);
-    if (scan.seen.has(slice.z) || scan.ended) {
-      // Read twice (a producer retry, a rebalance): the first copy's fate decides this one's.
+    const timestamp = Number(message.timestamp);
+    const readyAt = Number.isFinite(timestamp) && timestamp > 0 ? timestamp : Date.now();
+    if (!book.take(slice, image, held, readyAt)) {
       credits.give();
-      if (pending) pending.push(held);
-      else finish(held);
       log.debug(
         { scanId: slice.scanId, slice: slice.z, partition, offset: message.offset },
         'duplicate slice',
       );
-      return;
-    }
-    scan.seen.add(slice.z);
-    scan.slices.set(slice.z, [held]);
-    inFlight++;
-    if (scan.idle) clearTimeout(scan.idle);
-    const s = scan;
-    const scanId = slice.scanId;
-    s.idle = setTimeout(() => endScan(scanId, s, 'idle-timeout'), idleTimeoutMs);
-    s.idle.unref();
-    const readyAt = Number(message.timestamp);
-    subscriber?.next({
-      type: 'slice',
-      scanId,
-      z: slice.z,
-      readyAt: Number.isFinite(readyAt) && readyAt > 0 ? readyAt : Date.now(),
-      image,
-    });
-    // A partition keeps a scan's slices in order, so the last z means no more will come, even when
-    // this consumer took the scan over mid-way (its first slices went to another group member).
-    const expected = s.meta.expectedSlices;
-    if (expected !== undefined && (s.seen.size >= expected || slice.z === expected - 1)) {
-      s.endedBy = held;
-      endScan(scanId, s, 'expected-count');
     }
   };
 
@@ -400,7 +302,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     closed ??= (async () => {
       closing = true;
       stopping.abort();
-      for (const scan of scans.values()) if (scan.idle) clearTimeout(scan.idle);
+      book.stopTimers();
       const c = consumer;
       if (c) {
         try {
@@ -412,7 +314,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       // Give the pipeline time to finish what it holds, so its offsets are committed now rather
       // than re-read by the next owner.
       const deadline = Date.now() + drainTimeoutMs;
-      while (inFlight > 0 && Date.now() < deadline) await sleep(50);
+      while (book.inFlight > 0 && Date.now() < deadline) await sleep(50);
       await committer.settle();
       await c
         ?.disconnect()
@@ -438,5 +340,11 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     };
   });
 
-  return { events, sliceDone, scanDone, close, [Symbol.asyncDispose]: close };
+  return {
+    events,
+    sliceDone: (slice) => book.sliceDone(slice),
+    scanDone: (scanId) => book.scanDone(scanId),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
 }
