@@ -1,9 +1,10 @@
 /**
  * The Kafka slice source: one consumer in the group, slices as source events, offsets committed
  * only for finished work (`OffsetCommitter`), per-scan bookkeeping in `KafkaScanBook`, poison
- * messages to the dead-letter topic, a credit per slice handed over (`SliceCredits`), consumers
- * restarted after a failure KafkaJS does not retry. `kafkaSliceSource` is still over 150 lines: its
- * message handler and the consumer's restart logic close over one consumer's state.
+ * messages to the dead-letter topic (`moveToDeadLetter`), a credit per slice handed over
+ * (`SliceCredits`), the group membership kept through crashes (`groupConsumer`).
+ * `kafkaSliceSource` is still ~190 lines: its message handler and its close share the state of one
+ * consumer and producer (credits, closing, the current consumer).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Observable, type Subscriber } from 'rxjs';
@@ -12,6 +13,7 @@ import type { DecodedImage } from '../codecs/decode-tiff.ts';
 import { DecodeError, describeError, isXctError, SourceError, type XctError } from '../errors.ts';
 import { moveToDeadLetter } from '../kafka/dead-letter.ts';
 import { ensureTopics } from '../kafka/ensure-topics.ts';
+import { groupConsumer } from '../kafka/group-consumer.ts';
 import {
   createKafkaClient,
   type EachMessagePayload,
@@ -32,9 +34,6 @@ import type { SourceEvent } from './source-event.ts';
 /** Default topic (schemas/README.md) and consumer group. */
 export const DEFAULT_SLICE_TOPIC = 'xct.slices';
 export const DEFAULT_SLICE_GROUP = 'xct-sentinel';
-
-/** Consumer crashes in a row (no successful join between them) that the source rejoins after. */
-const MAX_RESTARTS = 5;
 
 export interface KafkaSliceSourceOptions {
   brokers: string[];
@@ -201,84 +200,12 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     }
   };
 
-  /** Consumer crashes since the last successful join; past MAX_RESTARTS the source fails. */
-  let crashes = 0;
-
   /** Whether the last word to `onHealth` was a problem (kept across consumers: a rejoin clears it). */
   let unhealthy = false;
   const health = (problem: string | undefined) => {
     if (problem === undefined && !unhealthy) return;
     unhealthy = problem !== undefined;
     options.onHealth?.(problem);
-  };
-
-  const startConsumer = async (sub: Subscriber<SourceEvent>) => {
-    const c = client.consumer({
-      groupId,
-      maxWaitTimeInMs: 200,
-      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
-      heartbeatInterval: options.heartbeatIntervalMs ?? 3000,
-      ...(options.rebalanceTimeoutMs !== undefined && { rebalanceTimeout: options.rebalanceTimeoutMs }),
-      // Only the messages we can take: large slices make a full default fetch hundreds of MB.
-      maxBytesPerPartition: 64 * 1024 * 1024,
-    });
-    consumer = c;
-    // A fetch that came back (empty or not): the partitions' leaders answer again. Not a join:
-    // the group's coordinator may well answer while a leader is still down.
-    c.on(c.events.FETCH, () => health(undefined));
-    c.on(c.events.CRASH, ({ payload }) => {
-      if (closing || consumer !== c) return;
-      const problem = `consuming ${topic} failed: ${describeError(payload.error)}`;
-      if (payload.restart) {
-        // KafkaJS restarts the consumer itself after a retriable error (a broker down, a moved leader).
-        log.warn({ topic, groupId, err: payload.error }, `${problem}; KafkaJS restarts the consumer`);
-        health(problem);
-        return;
-      }
-      health(problem);
-      // KafkaJS restarts itself after retriable errors only. A broker that answers a rebalance with
-      // a non-retriable error (INVALID_REQUEST from a SyncGroup, seen with librdkafka's mock) would
-      // otherwise leave the daemon running and reading nothing: rejoin with a new consumer. Slices
-      // already handed over finish as usual; one read again is recognized as a duplicate.
-      if (++crashes > MAX_RESTARTS) {
-        sub.error(
-          new SourceError(`consuming ${topic} failed`, { topic, stage: 'source' }, { cause: payload.error }),
-        );
-        return;
-      }
-      const delayMs = 500 * 2 ** (crashes - 1);
-      log.warn(
-        { topic, groupId, err: payload.error, attempt: crashes },
-        `consuming ${topic} failed (${describeError(payload.error)}); rejoining group ${groupId} in ${delayMs} ms`,
-      );
-      void (async () => {
-        await c.disconnect().catch(() => {});
-        await sleep(delayMs);
-        if (closing) return;
-        await startConsumer(sub);
-      })().catch((err: unknown) => sub.error(err));
-    });
-    c.on(c.events.GROUP_JOIN, ({ payload }) => {
-      crashes = 0;
-      const mine = new Set(payload.memberAssignment[topic] ?? []);
-      // Partitions gone to another member: their uncommitted offsets are its to re-read.
-      committer.retain(mine);
-      log.info(
-        { topic, groupId, partitions: [...mine] },
-        `joined group ${groupId}: ${topic} partitions ${[...mine].join(', ') || 'none'}`,
-      );
-    });
-    try {
-      await c.connect();
-      await c.subscribe({ topics: [topic], fromBeginning: options.fromBeginning ?? true });
-      await c.run({ autoCommit: false, eachMessage });
-    } catch (cause) {
-      throw new SourceError(
-        `cannot consume ${topic} from ${options.brokers.join(',')}`,
-        { topic, stage: 'source' },
-        { cause, canRetry: isRetriableKafkaError(cause) },
-      );
-    }
   };
 
   const start = async (sub: Subscriber<SourceEvent>) => {
@@ -295,7 +222,26 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
         { cause, canRetry: isRetriableKafkaError(cause) },
       );
     });
-    await startConsumer(sub);
+    await groupConsumer({
+      client,
+      brokers: options.brokers,
+      topic,
+      groupId,
+      log,
+      ...(options.sessionTimeoutMs !== undefined && { sessionTimeoutMs: options.sessionTimeoutMs }),
+      ...(options.heartbeatIntervalMs !== undefined && { heartbeatIntervalMs: options.heartbeatIntervalMs }),
+      ...(options.rebalanceTimeoutMs !== undefined && { rebalanceTimeoutMs: options.rebalanceTimeoutMs }),
+      ...(options.fromBeginning !== undefined && { fromBeginning: options.fromBeginning }),
+      eachMessage,
+      // Partitions gone to another member: their uncommitted offsets are its to re-read.
+      joined: (mine) => committer.retain(mine),
+      health,
+      current: (c) => {
+        consumer = c;
+      },
+      closing: () => closing,
+      failed: (err) => sub.error(err),
+    }).start();
   };
 
   const close = (): Promise<void> => {
