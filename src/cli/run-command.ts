@@ -166,6 +166,9 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
           security: kafkaSlices.security,
           log,
           fileRoots: kafkaSlices.fileRoots,
+          // KafkaJS wants heartbeats at most a third of the session apart.
+          sessionTimeoutMs: kafkaSlices.sessionTimeoutSeconds * 1000,
+          heartbeatIntervalMs: Math.min(3000, (kafkaSlices.sessionTimeoutSeconds * 1000) / 3),
           maxInFlight: config.inference.maxSlicesInFlight * 2,
           credits,
           onHealth: (problem) => stats.sourceHealth(problem),
@@ -257,6 +260,8 @@ function applyFlags(c: PipelineConfig, values: Values): PipelineConfig {
         ...endpoint,
         group: next.source.kafka?.group ?? KAFKA_DEFAULTS.group,
         fileRoots: next.source.kafka?.fileRoots ?? [],
+        sessionTimeoutSeconds:
+          next.source.kafka?.sessionTimeoutSeconds ?? CONFIG_DEFAULTS.sessionTimeoutSeconds,
       },
     };
   }

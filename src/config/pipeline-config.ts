@@ -42,6 +42,11 @@ export interface KafkaSourceConfig extends KafkaTopicConfig {
    * first); empty: a message that refers to a file goes to the dead-letter topic unread.
    */
   fileRoots: string[];
+  /**
+   * How long the group waits for a silent member before its partitions go to the others: a daemon
+   * killed or cut off hands its scans over after this long (6–1800 s, the broker's usual bounds).
+   */
+  sessionTimeoutSeconds: number;
 }
 
 /** A whole pipeline, as `pipelines/*.yaml` spells it, every default filled in. */
@@ -88,6 +93,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
   maxSlicesInFlight: 4,
   neighbourWaitMs: 60_000,
   shutdownTimeoutSeconds: 30,
+  sessionTimeoutSeconds: 30,
 });
 
 /** Read and validate a pipeline file; every error names the key path, what was wrong and what is allowed. */
@@ -395,13 +401,28 @@ function folderConfig(f: Fields, folder: Obj): FolderSourceConfig {
 /** `source.kafka`: brokers, topic and group of the slices, and the folders file references may use. */
 function kafkaSourceConfig(f: Fields, raw: unknown): KafkaSourceConfig {
   const k = f.obj(raw, 'source.kafka');
-  f.known(k, 'source.kafka', ['brokers', 'topic', 'group', 'tls', 'sasl', 'fileRoots']);
+  f.known(k, 'source.kafka', [
+    'brokers',
+    'topic',
+    'group',
+    'tls',
+    'sasl',
+    'fileRoots',
+    'sessionTimeoutSeconds',
+  ]);
   const roots = k.fileRoots ?? [];
   if (!Array.isArray(roots))
     f.fail('source.kafka.fileRoots', `must be a list of folders, got ${JSON.stringify(roots)}`);
   return {
     ...f.kafkaTopic(k, 'source.kafka', KAFKA_DEFAULTS.sliceTopic),
     group: f.str(k.group, 'source.kafka.group', KAFKA_DEFAULTS.group),
+    sessionTimeoutSeconds: f.num(
+      k.sessionTimeoutSeconds,
+      'source.kafka.sessionTimeoutSeconds',
+      CONFIG_DEFAULTS.sessionTimeoutSeconds,
+      6,
+      1800,
+    ),
     fileRoots: (roots as unknown[]).map((r, i) => {
       const at = `source.kafka.fileRoots[${i}]`;
       if (typeof r !== 'string' || r.trim() === '')

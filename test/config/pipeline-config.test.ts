@@ -94,6 +94,10 @@ t.test('errors name the key path, what was wrong and what is allowed', async (t)
       { source: { kafka: { brokers: ['k:9092'], fileRoots: ['/data', ''] } }, output: { zarr: '/o' } },
       /source\.kafka\.fileRoots\[1\]: must be a folder path, got ""/,
     ],
+    [
+      { source: { kafka: { brokers: ['k:9092'], sessionTimeoutSeconds: 2 } }, output: { zarr: '/o' } },
+      /source\.kafka\.sessionTimeoutSeconds: 2 is not allowed; use a number from 6 to 1800/,
+    ],
     [{ ...base, metrics: { port: 70000 } }, /metrics\.port: 70000 is not allowed/],
     [
       { ...base, alerts: { sinks: [{ kafka: { brokers: ['k:9092'], schemaRegistry: 'registry:8081' } }] } },
@@ -113,7 +117,13 @@ t.test('Kafka source and sink: defaults for topics and group', async (t) => {
     alerts: { sinks: [{ kafka: { brokers: ['k1:9092'], tls: true, sasl: 'scram-sha-512' } }] },
   });
   t.same(c.source, {
-    kafka: { brokers: ['k1:9092', '[::1]:9093'], topic: 'xct.slices', group: 'xct-sentinel', fileRoots: [] },
+    kafka: {
+      brokers: ['k1:9092', '[::1]:9093'],
+      topic: 'xct.slices',
+      group: 'xct-sentinel',
+      fileRoots: [],
+      sessionTimeoutSeconds: 30,
+    },
   });
   t.same(c.alerts.sinks, [
     {
