@@ -1,12 +1,12 @@
 import { map, type OperatorFunction } from 'rxjs';
 import { ConfigError } from '../errors.ts';
-import { quantizeProbability } from '../slices/probability.ts';
+import { maskAndQuantize } from '../slices/probability.ts';
 import type { MaskedSlice, StitchedSlice } from '../slices/slice-types.ts';
 
 /**
  * Call a voxel dendrite where its probability reaches the threshold, and quantize the probability
- * the way the store keeps it (`storedProb`, `quantizeProbability`): once, here, for the store and
- * the tracker alike.
+ * the way the store keeps it (`storedProb`, `quantizeProbability`'s rounding), in one pass: once,
+ * here, for the store and the tracker alike.
  */
 export function thresholdMask<S extends StitchedSlice>(
   threshold: number,
@@ -17,9 +17,7 @@ export function thresholdMask<S extends StitchedSlice>(
       stage: 'threshold',
     });
   return map((slice: S) => {
-    const prob = slice.prob;
-    const mask = new Uint8Array(prob.length);
-    for (let i = 0; i < prob.length; i++) mask[i] = (prob[i] as number) >= threshold ? 1 : 0;
-    return { ...slice, mask, storedProb: quantizeProbability(prob) };
+    const { mask, stored } = maskAndQuantize(slice.prob, threshold);
+    return { ...slice, mask, storedProb: stored };
   });
 }
