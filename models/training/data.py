@@ -1,7 +1,8 @@
 """Patch dataset loading, scan-level train/validation split and batch augmentation.
 
 On-disk format (written by `xct-sentinel simulate --dataset DIR --patches N`):
-  images.npy  float32 (N,128,128), normalised per slice (~0..1)
+  images.npy  float32 (N,128,128), normalised per slice (~0..1); (N,3,128,128) with
+              `--input-channels 3`: the slices z-1, z, z+1 as channels
   masks.npy   uint8   (N,128,128), 1 = dendrite
   labels.npy  uint8   (N,128,128), 0 bg, 1 dendrite, 2 pit, 3 gas bubble (optional here)
   habits.npy  uint8   (N,128,128), a dendrite voxel's habit: 1 tree, 2 mossy, 3 needle (optional)
@@ -40,10 +41,14 @@ class PatchDataset:
         self.labels = np.load(labels_path, mmap_mode="r") if os.path.exists(labels_path) else None
         habits_path = os.path.join(root, "habits.npy")
         self.habits = np.load(habits_path, mmap_mode="r") if os.path.exists(habits_path) else None
-        if self.habits is not None and self.habits.shape != self.images.shape:
-            raise ValueError(f"{root}: habits.npy shape {self.habits.shape} differs from images.npy {self.images.shape}")
+        if self.images.ndim not in (3, 4):
+            raise ValueError(f"{root}: images.npy has shape {self.images.shape}, expected (N,H,W) or (N,C,H,W)")
+        self.channels = 1 if self.images.ndim == 3 else self.images.shape[1]
+        plane = (self.images.shape[0], *self.images.shape[-2:])  # what masks, labels and habits hold
+        if self.habits is not None and self.habits.shape != plane:
+            raise ValueError(f"{root}: habits.npy shape {self.habits.shape} does not fit images.npy {self.images.shape}")
         n = self.images.shape[0]
-        if self.masks.shape != self.images.shape or (self.labels is not None and self.labels.shape != self.images.shape):
+        if self.masks.shape != plane or (self.labels is not None and self.labels.shape != plane):
             raise ValueError(f"{root}: images/masks/labels shapes differ")
         if len(self.index["patches"]) != n or self.index.get("count", n) != n:
             raise ValueError(f"{root}: index.json lists {len(self.index['patches'])} patches, images.npy has {n}")
@@ -81,12 +86,14 @@ class PatchDataset:
         return idx[~is_val], idx[is_val], info
 
     def batch(self, indices: np.ndarray, with_labels: bool = False, with_habits: bool = False):
-        """Tensors (B,1,H,W) float32 image, float32 mask [, int64 labels] [, float32 habits] for `indices`.
+        """Tensors (B,C,H,W) float32 image, float32 mask [, int64 labels] [, float32 habits] for `indices`.
 
         Habits are 0 where the dataset has no habits.npy.
         """
         order = np.sort(indices)  # sorted reads are friendlier to the memory map
-        img = torch.from_numpy(np.ascontiguousarray(self.images[order], dtype=np.float32)).unsqueeze(1)
+        img = torch.from_numpy(np.ascontiguousarray(self.images[order], dtype=np.float32))
+        if img.ndim == 3:
+            img = img.unsqueeze(1)
         mask = torch.from_numpy(np.ascontiguousarray(self.masks[order], dtype=np.float32)).unsqueeze(1)
         out = [img, mask]
         blank = lambda: np.zeros(img.shape[:1] + img.shape[2:], np.uint8)  # noqa: E731
@@ -120,12 +127,20 @@ class AugmentConfig:
     shift: float = 0.05  # translation up to this fraction of the side
     brightness: float = 0.05  # multiplicative, +-5%
     contrast: float = 0.05  # about the patch mean, +-5%
+    # With the neighbouring slices as channels (z-1, z, z+1): swap them, i.e. look at the scan
+    # upside down in z. The simulator leans needles either way in z, so this is a true symmetry.
+    zflip: bool = True
 
 
 def augment(img: torch.Tensor, mask: torch.Tensor, cfg: AugmentConfig, g: torch.Generator):
-    """Randomly augment a batch (B,1,H,W); the mask gets exactly the image's geometry."""
+    """Randomly augment a batch (B,C,H,W); the mask gets exactly the image's geometry."""
     b = img.shape[0]
     img, mask = img.clone(), mask.clone()
+
+    if cfg.zflip and img.shape[1] == 3:
+        sel = torch.rand(b, generator=g) < 0.5
+        if sel.any():
+            img[sel] = img[sel].flip(1)
 
     if cfg.rot90:
         k = torch.randint(0, 4, (b,), generator=g)

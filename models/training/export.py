@@ -38,27 +38,33 @@ CHECK_BATCHES = (1, 2, 5)
 PARITY_SEED = 1234
 
 
+def input_channels(model: torch.nn.Module) -> int:
+    """Planes per patch the model takes: 1, or 3 for a T-Net with the neighbouring slices as channels."""
+    return int(getattr(model, "in_channels", 1))
+
+
 def check_trace_is_batch_agnostic(model: torch.nn.Module) -> None:
     """Trace at TRACE_BATCH, then run the trace at other batch sizes against eager mode."""
     g = torch.Generator().manual_seed(0)
+    c = input_channels(model)
     with torch.no_grad():
-        traced = torch.jit.trace(model, torch.rand(TRACE_BATCH, 1, 128, 128, generator=g), check_trace=False)
+        traced = torch.jit.trace(model, torch.rand(TRACE_BATCH, c, 128, 128, generator=g), check_trace=False)
         for b in CHECK_BATCHES:
-            x = torch.rand(b, 1, 128, 128, generator=g)
+            x = torch.rand(b, c, 128, 128, generator=g)
             diff = (traced(x) - model(x)).abs().max().item()
             if diff > 1e-5:
                 raise RuntimeError(f"trace disagrees with eager mode at batch {b} (max |diff| {diff:g})")
 
 
-def check_onnx(path: str) -> onnx.ModelProto:
+def check_onnx(path: str, channels: int = 1) -> onnx.ModelProto:
     m = onnx.load(path)
     onnx.checker.check_model(m, full_check=True)
-    for value, name in ((m.graph.input[0], "image"), (m.graph.output[0], "prob")):
+    for value, name, c in ((m.graph.input[0], "image", channels), (m.graph.output[0], "prob", 1)):
         dims = value.type.tensor_type.shape.dim
         if value.name != name or value.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
             raise RuntimeError(f"graph I/O {value.name!r} is not float32 {name!r}")
-        if not dims[0].dim_param or [d.dim_value for d in dims[1:]] != [1, 128, 128]:
-            raise RuntimeError(f"{name} has shape {dims}, expected (N,1,128,128) with symbolic N")
+        if not dims[0].dim_param or [d.dim_value for d in dims[1:]] != [c, 128, 128]:
+            raise RuntimeError(f"{name} has shape {dims}, expected (N,{c},128,128) with symbolic N")
     # Any Reshape whose target is a constant must not pin the batch axis.
     consts = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     for node in m.graph.node:
@@ -72,7 +78,7 @@ def check_onnx(path: str) -> onnx.ModelProto:
     return m
 
 
-def parity_input(data: str | None) -> tuple[np.ndarray, str]:
+def parity_input(data: str | None, channels: int = 1) -> tuple[np.ndarray, str]:
     """Four realistic patches (one of each kind where possible) or, without data, random ones."""
     rng = np.random.default_rng(PARITY_SEED)
     if data:
@@ -87,11 +93,13 @@ def parity_input(data: str | None) -> tuple[np.ndarray, str]:
                 picks.append(int(rng.choice(cand)))
         rest = [i for i in range(len(ds)) if i not in picks]
         picks += [int(i) for i in rng.choice(rest, size=min(4 - len(picks), len(rest)), replace=False)]
-        x = np.stack([np.asarray(ds.images[i], dtype=np.float32) for i in picks])[:, None]
-        if x.shape[0] == 4:
+        x = np.stack([np.asarray(ds.images[i], dtype=np.float32) for i in picks])
+        if x.ndim == 3:
+            x = x[:, None]
+        if x.shape[0] == 4 and x.shape[1] == channels:
             return np.ascontiguousarray(x), f"dataset {os.path.abspath(data)} patches {picks}"
     # Electrolyte-like grey with noise and a dark band, in the normalised range.
-    x = (0.7 + 0.05 * rng.standard_normal((4, 1, 128, 128))).astype(np.float32)
+    x = (0.7 + 0.05 * rng.standard_normal((4, channels, 128, 128))).astype(np.float32)
     x[:, :, :30] -= 0.4
     return x, f"synthetic random (seed {PARITY_SEED})"
 
@@ -108,12 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     model, ckpt = load_checkpoint(args.checkpoint)
     name = ckpt["model"]
     check_trace_is_batch_agnostic(model)
+    channels = input_channels(model)
 
     os.makedirs(os.path.dirname(os.path.abspath(args.onnx)), exist_ok=True)
     with torch.no_grad():
         torch.onnx.export(
             model,
-            torch.rand(TRACE_BATCH, 1, 128, 128),
+            torch.rand(TRACE_BATCH, channels, 128, 128),
             args.onnx,
             opset_version=17,
             input_names=["image"],
@@ -121,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             dynamic_axes={"image": {0: "N"}, "prob": {0: "N"}},
             do_constant_folding=True,
         )
-    m = check_onnx(args.onnx)
+    m = check_onnx(args.onnx, channels)
     size = os.path.getsize(args.onnx)
     with open(args.onnx, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
@@ -129,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.onnx} is {size / 2**20:.1f} MiB, over the {args.max_mb} MiB limit", file=sys.stderr)
         return 1
 
-    x, source = parity_input(args.data)
+    x, source = parity_input(args.data, channels)
     with torch.no_grad():
         y = model(torch.from_numpy(x)).numpy().astype(np.float32)
     base = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), name)
@@ -142,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "bytes": size,
         "opset": 17,
         "ops": sorted({n.op_type for n in m.graph.node}),
-        "input": {"name": "image", "shape": ["N", 1, 128, 128], "dtype": "float32"},
+        "input": {"name": "image", "shape": ["N", channels, 128, 128], "dtype": "float32"},
         "output": {"name": "prob", "shape": ["N", 1, 128, 128], "dtype": "float32", "meaning": "sigmoid probability"},
         "config": ckpt["config"],
         "checkpointEpoch": ckpt.get("epoch"),

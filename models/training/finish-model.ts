@@ -4,6 +4,10 @@
  * evaluate the shipped file on held-out simulated scans and put the measured metrics in the card.
  *
  *   node --import tsx models/training/finish-model.ts --model tnet|unet|enet [--runs DIR] [--scans N]
+ *                                                     [--models-dir DIR]
+ *
+ * `--models-dir` (default: the shipped `models/`) is where the ONNX file lies and the card goes: a
+ * candidate is finished in a folder of its own and shipped only once it is measured to be better.
  */
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,6 +31,7 @@ const { values } = parseArgs({
     'neighbour-weight': { type: 'string' },
     // A model continued from a shipped one gets a new minor version.
     version: { type: 'string', default: '1.0.0' },
+    'models-dir': { type: 'string' },
   },
 });
 const name = values.model;
@@ -54,7 +59,10 @@ const PAPER = {
   enet: { mIoU: 0.9514, mDSC: 0.9641, msPerPatch: 473.59 },
 };
 
-const cardPath = join(MODELS_DIR, `${name}.json`);
+const modelsDir = values['models-dir'] ?? MODELS_DIR;
+const cardPath = join(modelsDir, `${name}.json`);
+/** The shipped card: a run continued from the shipped ONNX file carries its phases from there. */
+const shippedCardPath = join(MODELS_DIR, `${name}.json`);
 let card: Record<string, unknown>;
 if (name === 'enet') {
   card = {
@@ -76,7 +84,8 @@ if (name === 'enet') {
   const train = JSON.parse(await readFile(join(runs, `${name}.train.json`), 'utf8'));
   const exported = JSON.parse(await readFile(join(runs, `${name}.export.json`), 'utf8'));
   const file = `${name}.onnx`;
-  const onnxPath = join(MODELS_DIR, file);
+  const onnxPath = join(modelsDir, file);
+  const inputChannels = Number(exported.input?.shape?.[1] ?? 1);
   const sha256 = await sha256File(onnxPath);
   if (sha256 !== exported.sha256) throw new Error(`${onnxPath} changed since export (sha256 ${sha256} vs ${exported.sha256})`);
 
@@ -111,12 +120,12 @@ if (name === 'enet') {
     if (run.epochsDone === undefined && run.fromOnnx) {
       // The chain started from the shipped ONNX file (onnx_to_torch.py): its card holds the phases
       // before, if it is the card of that very file.
-      const previous = JSON.parse(await readFile(cardPath, 'utf8').catch(() => '{}')) as {
+      const previous = JSON.parse(await readFile(shippedCardPath, 'utf8').catch(() => '{}')) as {
         sha256?: string;
         training?: { phases?: Phase[]; epochs: number; wallSeconds: number; hyperparameters: unknown };
       };
       if (previous.sha256 !== run.fromOnnx.sha256 || !previous.training)
-        throw new Error(`${cardPath} is not the card of the ONNX file the run continued (sha256 ${run.fromOnnx.sha256})`);
+        throw new Error(`${shippedCardPath} is not the card of the ONNX file the run continued (sha256 ${run.fromOnnx.sha256})`);
       const before = previous.training.phases ?? [
         { epochs: previous.training.epochs, wallSeconds: previous.training.wallSeconds, hyperparameters: previous.training.hyperparameters },
       ];
@@ -138,7 +147,7 @@ if (name === 'enet') {
     version: values.version as string,
     description:
       name === 'tnet'
-        ? 'T-Net (TransforCNN, arXiv 2302.04824): ViT encoder (64 tokens of 16×16, 64-dim, Fourier-feature positions, 8 layers) with a CNN decoder fed by every second layer. Trained on synthetic scans only.'
+        ? `T-Net (TransforCNN, arXiv 2302.04824): ViT encoder (64 tokens of 16×16, 64-dim, Fourier-feature positions, 8 layers) with a CNN decoder fed by every second layer.${inputChannels === 3 ? ' 2.5-D: the slices z − 1, z and z + 1 are its three input channels.' : ''} Trained on synthetic scans only.`
         : 'U-Net baseline (16 → 256 channels). Trained on synthetic scans only.',
     file,
     sha256,
@@ -148,6 +157,7 @@ if (name === 'enet') {
     patchSize: 128,
     normalization: DEFAULT_NORMALIZATION,
     neighbourWeight,
+    ...(inputChannels !== 1 && { inputChannels }),
     threshold: Number(values.threshold),
     architecture: {
       family: name === 'tnet' ? 'T-Net (ViT encoder + CNN decoder)' : 'U-Net',
@@ -157,6 +167,11 @@ if (name === 'enet') {
         deviationsFromPaper: [
           'Decoder follows UNETR: layer 8 is the bottleneck, layers 6/4/2 are upsampled to 16/32/64 px by transposed convolutions.',
           'A small convolutional stem on the raw patch is the 128-px skip: 16×16 tokens alone cannot carry 1–2 voxel dendrite branches.',
+          ...(inputChannels === 3
+            ? [
+                'Three input channels (the slices z − 1, z, z + 1, scaled by the blended slice\'s range) instead of one: a thin needle leaning through the slices is a few voxels in each, a line across three. The token embedding and the stem started as the one-channel model\'s times (w, 1 − 2w, w).',
+              ]
+            : []),
         ],
       }),
     },
@@ -183,7 +198,7 @@ if (name === 'enet') {
 }
 
 await writeFile(cardPath, `${JSON.stringify(card, null, 2)}\n`);
-const model = await loadModel(name);
+const model = await loadModel(name, { modelsDir });
 try {
   const scores = await evaluateModel(model, { ...held, batch: 16 });
   const speed = await measureSpeed(model);

@@ -2,7 +2,8 @@
 
 Architecture (defaults = the paper's configuration):
 
-* A 128x128x1 patch is cut into 16x16 sub-patches -> an 8x8 grid of 64 tokens, each linearly
+* A 128x128x1 patch (x3 with `in_channels=3`: the slices above and below as channels of their
+  own) is cut into 16x16 sub-patches -> an 8x8 grid of 64 tokens, each linearly
   embedded to 64 dims (done as a 16x16 stride-16 convolution, which is the same linear map
   and exports to ONNX as one Conv).
 * Fourier-feature position encoding (Tancik et al. 2020): the 2-D token-centre coordinates
@@ -144,6 +145,7 @@ class TNet(nn.Module):
         fourier_scale: float = 3.0,
         fourier_seed: int = 0,
         image_skip: bool = True,
+        in_channels: int = 1,
     ) -> None:
         super().__init__()
         if depth < 4 or depth % 4:
@@ -160,11 +162,15 @@ class TNet(nn.Module):
             fourier_seed=fourier_seed,
             image_skip=image_skip,
         )
+        # Only named when not 1, so the config of every one-channel checkpoint and card stays as it was.
+        if in_channels != 1:
+            self.config["in_channels"] = in_channels
+        self.in_channels = in_channels
         self.width = width
         # Default depth 8 -> skips after layers 2, 4, 6, 8 (1-based), i.e. every depth/4 layers.
         self.skip_layers = [depth * (i + 1) // 4 for i in range(4)]
 
-        self.embed = nn.Conv2d(1, width, PATCH_SIZE, stride=PATCH_SIZE)
+        self.embed = nn.Conv2d(in_channels, width, PATCH_SIZE, stride=PATCH_SIZE)
         self.pos = FourierPositionEncoding(width, fourier_features, fourier_scale, fourier_seed)
         self.layers = nn.ModuleList([EncoderLayer(width, heads, mlp_ratio, dropout) for _ in range(depth)])
         # The pre-norm residual stream is unnormalised; normalise each tapped output.
@@ -176,7 +182,7 @@ class TNet(nn.Module):
         self.up32, self.skip32, self.dec32 = up(c16, c32), SkipProjection(width, c32, 2), conv_block(2 * c32, c32)
         self.up64, self.skip64, self.dec64 = up(c32, c64), SkipProjection(width, c64, 3), conv_block(2 * c64, c64)
         self.up128 = up(c64, c128)
-        self.stem = conv_block(1, c128) if image_skip else None
+        self.stem = conv_block(in_channels, c128) if image_skip else None
         self.dec128 = conv_block(2 * c128 if image_skip else c128, c128)
         self.head = nn.Conv2d(c128, 1, 1)
 

@@ -50,6 +50,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--time-budget-min", type=float, default=None, help="wall-clock budget for the whole run")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", help="start from this checkpoint's weights (same model and config): continue a run")
+    ap.add_argument("--in-channels", type=int, default=None,
+                    help="T-Net input channels (default: the dataset's). From a one-channel --init, 3 starts "
+                         "the first layers as that model on the blend (see --init-blend-weight)")
+    ap.add_argument("--input-lr-scale", type=float, default=1.0,
+                    help="learning rate of the layers that read the image (embed, stem's first conv) times this: "
+                         "after inflating to 3 channels, that is where what is new has to be learnt")
+    ap.add_argument("--init-blend-weight", type=float, default=0.075,
+                    help="with a one-channel --init and 3 input channels: the neighbours' share w, so the new "
+                         "first layers are the old ones times (w, 1-2w, w), the daemon's blend")
     ap.add_argument("--val-fraction", type=float, default=0.2, help="fraction of scan seeds held out")
     ap.add_argument("--max-val", type=int, default=0, help="validate on at most this many patches (0 = all)")
     ap.add_argument("--dice-weight", type=float, default=0.0,
@@ -162,6 +171,25 @@ def atomic_write(path: str, write) -> None:
     os.replace(tmp, path)
 
 
+def inflate_input_channels(state: dict, w: float) -> dict:
+    """A one-channel T-Net's weights for three input channels (z-1, z, z+1).
+
+    The layers that read the image (the token embedding and the stem's first conv) get their
+    weights times (w, 1-2w, w) on the three channels. The input planes are scaled by the blended
+    slice's range (the daemon's `neighbourChannels`), so the new model computes exactly what the
+    old one computed on the blend: it starts where the shipped model is.
+    """
+    out = dict(state)
+    shares = torch.tensor([w, 1 - 2 * w, w]).view(1, 3, 1, 1)
+    for key in ("embed.weight", "stem.0.weight"):
+        if key in out:
+            weight = out[key]
+            if weight.shape[1] != 1:
+                raise ValueError(f"{key} has {weight.shape[1]} input channels, expected 1")
+            out[key] = weight * shares
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t_start = time.monotonic()
@@ -179,17 +207,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: split left {len(train_idx)} train / {len(val_idx)} val patches", file=sys.stderr)
         return 2
 
+    channels = args.in_channels or ds.channels
+    if channels != ds.channels:
+        print(f"error: --in-channels {channels}, but {args.data} has {ds.channels}-channel images", file=sys.stderr)
+        return 2
+    if channels != 1 and args.model != "tnet":
+        print("error: only tnet takes more than one input channel", file=sys.stderr)
+        return 2
     config = {"width": args.width, "depth": args.depth, "heads": args.heads} if args.model == "tnet" else {}
+    if channels != 1:
+        config["in_channels"] = channels
     model = build_model(args.model, config).to(device)
     config = model.config  # the full config, defaults included
     previous = None
     init_ckpt = None
+    inflate_used = False
     if args.init:
         init = init_ckpt = torch.load(args.init, map_location="cpu")
-        if init.get("model") != args.model or init.get("config") != config:
+        init_config = dict(init.get("config") or {})
+        inflate = init.get("model") == args.model and init_config.get("in_channels", 1) == 1 and channels == 3 \
+            and init_config == {k: v for k, v in config.items() if k != "in_channels"}
+        if init.get("model") != args.model or (init_config != config and not inflate):
             print(f"error: --init {args.init} holds {init.get('model')} {init.get('config')}, not {args.model} {config}", file=sys.stderr)
             return 2
-        model.load_state_dict(init["state_dict"])
+        state = init["state_dict"]
+        if inflate:
+            inflate_used = True
+            state = inflate_input_channels(state, args.init_blend_weight)
+            print(f"init: one-channel {args.init} inflated to 3 channels as the blend "
+                  f"({args.init_blend_weight}, {1 - 2 * args.init_blend_weight}, {args.init_blend_weight})")
+        model.load_state_dict(state)
         # Keep the earlier run's record so the model card can report the whole training.
         prev_json = os.path.join(os.path.dirname(os.path.abspath(args.init)), f"{args.model}.train.json")
         if os.path.exists(prev_json):
@@ -201,7 +248,13 @@ def main(argv: list[str] | None = None) -> int:
             previous["fromOnnx"] = init["fromOnnx"]
     n_params = count_parameters(model)
     peak_lr = args.lr if args.lr is not None else DEFAULT_LR[args.model]
-    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, weight_decay=args.weight_decay)
+    input_layers = {"embed.weight", "embed.bias", "stem.0.weight"}
+    named = list(model.named_parameters())
+    groups = [
+        {"params": [p for n, p in named if n not in input_layers], "scale": 1.0},
+        {"params": [p for n, p in named if n in input_layers], "scale": args.input_lr_scale},
+    ]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=peak_lr, weight_decay=args.weight_decay)
     aug_cfg = AugmentConfig()
     budget_s = args.time_budget_min * 60 if args.time_budget_min else None
     epochs = args.epochs if args.epochs is not None else (10**9 if budget_s else DEFAULT_EPOCHS)
@@ -253,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                 "loss": ("bce" if args.needle_weight == 1 else f"bce(needle voxels x{args.needle_weight})")
                 + ("" if args.dice_weight <= 0 else f"+{args.dice_weight}*softdice"),
                 "freezeBatchNorm": args.freeze_bn, "epochPatches": args.epoch_patches or None,
+                "inputChannels": channels, "inputLrScale": args.input_lr_scale,
+                **({"inflatedFrom1Channel": {"blendWeight": args.init_blend_weight}} if inflate_used else {}),
                 "selection": "valDice" if not args.select_needle_weight else f"valDice+{args.select_needle_weight}*valNeedleRecall",
                 "optimizer": "AdamW", "schedule": "warmup+cosine", "peakLr": peak_lr,
                 "weightDecay": args.weight_decay, "warmupSteps": args.warmup_steps, "batch": args.batch,
@@ -313,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress = max(progress, elapsed / budget_s)
             lr = lr_at(step, progress, peak_lr, args.warmup_steps)
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["scale"]
             loss = training_loss(model.forward_logits(img), mask, args.dice_weight, weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()

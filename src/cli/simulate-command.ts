@@ -16,7 +16,7 @@ export const SIMULATE_HELP = `Usage:
                         [--rate SLICES_PER_S] [--dendrites N] [--write-mode rename|inplace] [--json]
   xct-sentinel simulate --kafka HOST:PORT[,HOST:PORT] [--topic T] [--pixels-dir DIR] [options of --out]
   xct-sentinel simulate --dataset DIR --patches N [--seed N] [--size N] [--slices N] [--neighbour-weight W]
-                        [--needle-fraction F]
+                        [--needle-fraction F] [--input-channels 1|3]
   xct-sentinel simulate --preview FILE.png [--seed N] [--size N] [--slices N] [--dendrites N] [--slice Z]
 
 A synthetic X-ray CT scanner for Li|polymer|Li cells.
@@ -29,7 +29,9 @@ A synthetic X-ray CT scanner for Li|polymer|Li cells.
                   --neighbour-weight W blends each patch's slice with its neighbours first, as the
                   daemon does for a model card with that neighbourWeight (default 0);
                   --needle-fraction F places that share of the patches on thin needle dendrites
-                  (default 0); habits.npy gives each dendrite voxel's habit (1 tree, 2 mossy, 3 needle)
+                  (default 0); habits.npy gives each dendrite voxel's habit (1 tree, 2 mossy, 3 needle);
+                  --input-channels 3 stores each patch with the slices above and below as planes
+                  of their own (N×3×P×P), for a model card with inputChannels 3
   --preview FILE  render a slice and a side view, raw and with the ground truth outlined, as PNG
 
 Defaults: --seed 1 --size ${PHANTOM_DEFAULTS.size} --slices ${PHANTOM_DEFAULTS.slices} --rate 20 --dendrites ${PHANTOM_DEFAULTS.dendrites} --write-mode rename
@@ -54,6 +56,7 @@ const SPEC = {
   'pixels-dir': { type: 'string' },
   'neighbour-weight': { type: 'string' },
   'needle-fraction': { type: 'string' },
+  'input-channels': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -97,6 +100,9 @@ export async function simulateCommand(args: readonly string[], ctx: CommandConte
       }),
       ...(values['needle-fraction'] !== undefined && {
         needleFraction: positiveOption(values, 'needle-fraction', 0, Number.NEGATIVE_INFINITY),
+      }),
+      ...(values['input-channels'] !== undefined && {
+        inputChannels: intOption(values, 'input-channels', 1, 1, 3),
       }),
       signal: ctx.signal,
       onProgress: (done, total) => ctx.progress(`dataset: ${done}/${total} patches`),

@@ -4,7 +4,7 @@ import { dtypeOf, type TypedArray } from '../codecs/dtype.ts';
 import { readSliceFile } from '../codecs/read-slice-file.ts';
 import { DecodeError, describeError, isXctError } from '../errors.ts';
 import { readZarrScanPlane } from '../sinks/zarr-scan-writer.ts';
-import { modelInput } from '../slices/blend-neighbours.ts';
+import { modelInput, takesNeighbours } from '../slices/blend-neighbours.ts';
 import { normalizeSlice } from '../slices/normalize-slice.ts';
 import type { NormalizedSlice } from '../slices/slice-types.ts';
 import { type DaemonContext, skipSlice, sliceDone } from './daemon-context.ts';
@@ -75,7 +75,7 @@ export async function decodeSlice(
   }
   const { model } = ctx;
   const normalized = normalizeSlice(image.data, model.normalization);
-  if (!(model.neighbourWeight > 0)) return { ...ref, ...image, normalized };
+  if (!takesNeighbours(model)) return { ...ref, ...image, normalized };
   const previous =
     s.previous?.z === ref.z - 1 ? s.previous.data : await readStoredImage(ctx, s, ref.z - 1, image);
   s.previous = { z: ref.z, data: image.data };

@@ -12,6 +12,7 @@ import { thresholdMask } from '../operators/threshold-mask.ts';
 import { tilePatches } from '../operators/tile-patches.ts';
 import { writeOutputs } from '../operators/write-outputs.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
+import { takesNeighbours } from '../slices/blend-neighbours.ts';
 import type { MaskedSlice, SliceRef } from '../slices/slice-types.ts';
 import type { SliceCredits } from '../sources/slice-credits.ts';
 import type { ScanMeta, SourceEvent } from '../sources/source-event.ts';
@@ -102,18 +103,17 @@ export function runDaemon(o: DaemonOptions): Promise<DaemonStats> {
   /** One credit back to the gate per slice that left the pipeline (finished or skipped). */
   const credit$ = new Subject<void>();
   // A model that takes in the slices around each one sees slice z once z + 1 is there too.
-  const hold =
-    model.neighbourWeight > 0
-      ? new NeighbourHold({
-          waitMs: o.neighbourWaitMs ?? 60_000,
-          send: (ref) => {
-            o.credits?.retake();
-            queue$.next(ref);
-          },
-          stats,
-          log,
-        })
-      : undefined;
+  const hold = takesNeighbours(model)
+    ? new NeighbourHold({
+        waitMs: o.neighbourWaitMs ?? 60_000,
+        send: (ref) => {
+          o.credits?.retake();
+          queue$.next(ref);
+        },
+        stats,
+        log,
+      })
+    : undefined;
 
   return new Promise<DaemonStats>((resolve, reject) => {
     let sourceSub: Subscription | undefined;

@@ -3,8 +3,8 @@ import { segmentSlice } from '../inference/segment-slice.ts';
 import type { Morphology } from '../sim/grow-dendrite.ts';
 import { createPhantom } from '../sim/phantom.ts';
 import { dendriteHabits, HABITS, renderSlice } from '../sim/render-slice.ts';
-import { normalizeSlice } from '../slices/normalize-slice.ts';
-import { extractPatches, tileGrid } from '../slices/tile-grid.ts';
+import { modelInput } from '../slices/blend-neighbours.ts';
+import { extractPlanePatches, tileGrid } from '../slices/tile-grid.ts';
 import { SegmentationMetrics, type SegmentationScores } from './segmentation-metrics.ts';
 
 export interface EvaluateOptions {
@@ -90,10 +90,12 @@ export async function measureSpeed(
   const batches = options.batches ?? [1, 2, 4, 8, 16, 32];
   const size = 512;
   const phantom = createPhantom({ seed: options.seed ?? 424242, size, slices: 8 });
-  const normalized = normalizeSlice(renderSlice(phantom, 4).image, model.normalization);
+  const [above, slice, below] = [3, 4, 5].map((z) => renderSlice(phantom, z).image);
+  const planes = modelInput(slice as Uint16Array, above, below, model);
   const tiles = tileGrid(size, size, { patch: model.patchSize, overlap: 32 });
-  const pool = extractPatches(normalized, size, size, tiles, model.patchSize);
-  const area = model.patchSize * model.patchSize;
+  const channels = model.inputChannels;
+  const pool = extractPlanePatches(planes, channels, size, size, tiles, model.patchSize);
+  const area = channels * model.patchSize * model.patchSize;
   const points: SpeedPoint[] = [];
   for (const batch of batches) {
     const input = new Float32Array(batch * area);

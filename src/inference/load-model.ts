@@ -26,13 +26,18 @@ export interface SegmentationModel {
   readonly normalization: Normalization;
   /** Each neighbouring slice's share of the model's input (the card's `neighbourWeight`; 0: none). */
   readonly neighbourWeight: number;
+  /**
+   * Planes per patch the model takes: 1, or 3 for the slices z − 1, z, z + 1 (the card's
+   * `inputChannels`). `predict` takes `count` patches of `inputChannels` planes each.
+   */
+  readonly inputChannels: number;
   /** Why the requested execution provider is not the one in use, when it is not. */
   readonly fallbackReason: string | undefined;
   /** ONNX Runtime sessions computing side by side: how many `predict` calls are worth having out. */
   readonly sessions: number;
   /** Intra-op threads per session (0: ONNX Runtime's choice, one per physical core). */
   readonly threads: number;
-  /** `count` patches of patchSize² normalized pixels → as many probability maps. */
+  /** `count` patches of inputChannels × patchSize² normalized pixels → as many probability maps. */
   predict(patches: Float32Array, count: number): Promise<Float32Array>;
   /**
    * Hand back a result of `predict` that the caller is finished with: a later `predict` may write its
@@ -155,6 +160,7 @@ class OnnxModel implements SegmentationModel {
   readonly threshold: number;
   readonly normalization: Normalization;
   readonly neighbourWeight: number;
+  readonly inputChannels: number;
   readonly sessions: number;
   private closed = false;
   /** Results handed back by `recycle`, each its whole buffer. */
@@ -172,21 +178,23 @@ class OnnxModel implements SegmentationModel {
     this.threshold = card.threshold;
     this.normalization = card.normalization;
     this.neighbourWeight = card.neighbourWeight ?? 0;
+    this.inputChannels = card.inputChannels ?? 1;
   }
 
   async predict(patches: Float32Array, count: number): Promise<Float32Array> {
     if (this.closed) throw new ModelError(`model ${this.card.name} is closed`, { model: this.card.name });
     const p = this.patchSize;
-    if (patches.length < count * p * p)
-      throw new RangeError(`${count} patches need ${count * p * p} values, got ${patches.length}`);
+    const values = count * this.inputChannels * p * p;
+    if (patches.length < values)
+      throw new RangeError(`${count} patches need ${values} values, got ${patches.length}`);
     // One probability map per patch, the patch's shape: ONNX Runtime writes it in place, into a
     // recycled result when one is large enough.
     const shape = [count, 1, p, p];
     const at = this.spare.findIndex((b) => b.length >= count * p * p);
     const into = at >= 0 ? this.spare.splice(at, 1)[0] : undefined;
     return this.runner.run(
-      patches.subarray(0, count * p * p),
-      shape,
+      patches.subarray(0, values),
+      [count, this.inputChannels, p, p],
       { input: this.card.input, output: this.card.output },
       { dims: shape, ...(into && { into }) },
     );
@@ -215,6 +223,7 @@ class EnsembleModel implements SegmentationModel {
   readonly threshold: number;
   readonly normalization: Normalization;
   readonly neighbourWeight: number;
+  readonly inputChannels: number;
   readonly fallbackReason: string | undefined;
   readonly sessions: number;
   readonly threads: number;
@@ -237,6 +246,8 @@ class EnsembleModel implements SegmentationModel {
     this.threshold = card.threshold;
     this.normalization = card.normalization;
     this.neighbourWeight = card.neighbourWeight ?? 0;
+    // The ensemble takes the most planes any member takes; a one-plane member gets them blended.
+    this.inputChannels = Math.max(...members.map((m) => m.inputChannels));
     this.fallbackReason = members.map((m) => m.fallbackReason).find((r) => r !== undefined);
     // Each call runs the members in turn, so as many calls are worth having out as the least of them takes.
     this.sessions = Math.min(...members.map((m) => m.sessions));
@@ -246,8 +257,13 @@ class EnsembleModel implements SegmentationModel {
   async predict(patches: Float32Array, count: number): Promise<Float32Array> {
     const out = new Float32Array(count * this.patchSize * this.patchSize);
     // Members run one after the other: each already uses every core for its own batch.
+    // A one-plane member of a three-plane ensemble gets the planes blended, computed once per call.
+    const blended = this.members.some((m) => m.inputChannels !== this.inputChannels)
+      ? blendPlanes(patches, count, this.patchSize, this.neighbourWeight)
+      : undefined;
     for (const [i, member] of this.members.entries()) {
-      const probs = await member.predict(patches, count);
+      const own = member.inputChannels === this.inputChannels ? patches : (blended as Float32Array);
+      const probs = await member.predict(own, count);
       const w = this.weights[i] as number;
       for (let k = 0; k < out.length; k++) out[k] = (out[k] as number) + w * (probs[k] as number);
       member.recycle?.(probs);
@@ -262,4 +278,28 @@ class EnsembleModel implements SegmentationModel {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * Three-plane patches (z − 1, z, z + 1, scaled by the blend's range) as the one-plane patches a
+ * one-channel model takes: (w, 1 − 2w, w) of the planes is exactly the normalized blend, since the
+ * scaling is affine (`neighbourChannels`).
+ */
+export function blendPlanes(
+  patches: Float32Array,
+  count: number,
+  patchSize: number,
+  weight: number,
+): Float32Array {
+  const area = patchSize * patchSize;
+  const out = new Float32Array(count * area);
+  const self = 1 - 2 * weight;
+  for (let k = 0; k < count; k++) {
+    const base = 3 * k * area;
+    for (let i = 0; i < area; i++)
+      out[k * area + i] =
+        self * (patches[base + area + i] as number) +
+        weight * ((patches[base + i] as number) + (patches[base + 2 * area + i] as number));
+  }
+  return out;
 }

@@ -24,6 +24,12 @@ interface CardBase {
    * 1 − 2w (`blendNeighbours`). 0 or absent: the slice alone. Chosen on validation scans.
    */
   neighbourWeight?: number;
+  /**
+   * 1 or absent: one input plane (the slice, blended as `neighbourWeight` says). 3: the slices
+   * z − 1, z and z + 1 as three planes, each scaled by the blended slice's normalization range
+   * (`neighbourChannels`).
+   */
+  inputChannels?: number;
   /** Probability at or above which a voxel is called dendrite. */
   threshold: number;
   metrics?: Record<string, unknown>;
@@ -91,6 +97,8 @@ function checkCard(card: unknown, name: string, path: string): ModelCard {
   const w = c.neighbourWeight;
   if (w !== undefined && !(typeof w === 'number' && w >= 0 && w <= 1 / 3))
     fail('"neighbourWeight" must be a number in [0, 1/3]');
+  if (c.inputChannels !== undefined && c.inputChannels !== 1 && c.inputChannels !== 3)
+    fail('"inputChannels" must be 1 or 3');
   if (c.kind === 'onnx') {
     if (typeof c.file !== 'string' || !/^[\w.-]+\.onnx$/.test(c.file))
       fail('"file" must name an .onnx file beside the card');

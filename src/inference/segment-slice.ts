@@ -47,6 +47,7 @@ export async function segmentSlice(
     normalized: modelInput(image, options.previous, options.next, {
       neighbourWeight: options.neighbourWeight ?? model.neighbourWeight,
       normalization: model.normalization,
+      inputChannels: model.inputChannels,
     }),
   };
   const { prob, mask, patches } = await lastValueFrom(

@@ -2,7 +2,7 @@ import { Observable, type OperatorFunction } from 'rxjs';
 import { isXctError, ModelError } from '../errors.ts';
 import type { SegmentationModel } from '../inference/load-model.ts';
 import type { NormalizedSlice, PatchJob, PatchResult } from '../slices/slice-types.ts';
-import { extractPatches } from '../slices/tile-grid.ts';
+import { extractPlanePatches } from '../slices/tile-grid.ts';
 
 export interface InferStats {
   batch: number;
@@ -30,23 +30,36 @@ export function inferBatches<S extends NormalizedSlice>(
 ): OperatorFunction<PatchJob<S>[], PatchResult<S>> {
   const patchSize = model.patchSize;
   const area = patchSize * patchSize;
+  const channels = model.inputChannels;
   const maxBatch = options.maxBatch ?? 16;
   const sessions = Math.max(1, model.sessions);
   // Batch inputs are reused once their batch is back (at most two per session are out, see pump):
   // a megabyte a batch less for the collector, on the thread that also stitches and writes.
   const free: Float32Array[] = [];
   const run = (jobs: PatchJob<S>[]) => {
-    const buffer = free.pop() ?? new Float32Array(maxBatch * area);
-    const input = buffer.subarray(0, jobs.length * area);
+    const misfit = jobs.find(
+      ({ slice }) => (slice.input ?? slice.normalized).length !== channels * slice.width * slice.height,
+    )?.slice;
+    if (misfit)
+      return Promise.reject(
+        new ModelError(
+          `slice ${misfit.z} of scan ${misfit.scanId} has ${(misfit.input ?? misfit.normalized).length / (misfit.width * misfit.height)} input planes, the model takes ${channels}`,
+          { model: model.identity.name, stage: 'infer', scanId: misfit.scanId, slice: misfit.z },
+        ),
+      );
+    const buffer = free.pop() ?? new Float32Array(maxBatch * channels * area);
+    const input = buffer.subarray(0, jobs.length * channels * area);
     jobs.forEach((job, k) => {
-      const { normalized, input: blended, width, height } = job.slice;
-      extractPatches(
-        blended ?? normalized,
+      const { normalized, input: planes, width, height } = job.slice;
+      const at = k * channels * area;
+      extractPlanePatches(
+        planes ?? normalized,
+        channels,
         width,
         height,
         [job.tile],
         patchSize,
-        input.subarray(k * area, (k + 1) * area),
+        input.subarray(at, at + channels * area),
       );
     });
     const started = performance.now();

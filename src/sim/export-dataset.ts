@@ -46,6 +46,11 @@ export interface DatasetOptions {
    * trained on the plain mix sees too few of them to learn them.
    */
   needleFraction?: number;
+  /**
+   * 1 (default): one image plane per patch. 3: the patch's slice and the slices above and below as
+   * three planes (`images.npy` N×3×P×P), what a model whose card has `inputChannels: 3` sees.
+   */
+  inputChannels?: number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
@@ -58,12 +63,14 @@ export interface DatasetIndex {
   neighbourWeight: number;
   mix: Record<PatchKind, number>;
   needleFraction: number;
+  inputChannels: number;
   files: { images: string; masks: string; labels: string; habits: string };
   patches: { scanSeed: number; z: number; y: number; x: number; kind: DatasetPatchKind }[];
 }
 
 /**
- * Export training patches: `images.npy` (N×P×P float32, normalized as the models expect),
+ * Export training patches: `images.npy` (N×P×P float32, normalized as the models expect; N×3×P×P
+ * with three input channels),
  * `masks.npy` (N×P×P uint8, 1 = dendrite), `labels.npy` (N×P×P uint8, 0–3), `habits.npy`
  * (N×P×P uint8: the habit of the dendrite a dendrite voxel belongs to, 1 tree, 2 mossy, 3 needle;
  * 0 elsewhere) and `index.json`.
@@ -84,6 +91,9 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
     throw new UsageError(`--needle-fraction must be from 0 to 1, got ${needleFraction}`, {
       option: '--needle-fraction',
     });
+  const channels = options.inputChannels ?? 1;
+  if (channels !== 1 && channels !== 3)
+    throw new UsageError(`--input-channels must be 1 or 3, got ${channels}`, { option: '--input-channels' });
   if (!Number.isInteger(total) || total < 1)
     throw new UsageError(`--patches must be an integer ≥ 1, got ${total}`, { option: '--patches' });
   if (size < patchSize)
@@ -100,7 +110,11 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
   }
   const pixels = patchSize * patchSize;
   const files = { images: 'images.npy', masks: 'masks.npy', labels: 'labels.npy', habits: 'habits.npy' };
-  const images = await openNpy(join(dir, files.images), 'float32', [total, patchSize, patchSize]);
+  const images = await openNpy(
+    join(dir, files.images),
+    'float32',
+    channels === 1 ? [total, patchSize, patchSize] : [total, channels, patchSize, patchSize],
+  );
   const masks = await openNpy(join(dir, files.masks), 'uint8', [total, patchSize, patchSize]);
   const labelsOut = await openNpy(join(dir, files.labels), 'uint8', [total, patchSize, patchSize]);
   const habitsOut = await openNpy(join(dir, files.habits), 'uint8', [total, patchSize, patchSize]);
@@ -113,6 +127,7 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
     neighbourWeight: weight,
     mix: { ...PATCH_MIX },
     needleFraction,
+    inputChannels: channels,
     files,
     patches: [],
   };
@@ -127,6 +142,7 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
         modelInput(s.image, volume[z - 1]?.image, volume[z + 1]?.image, {
           neighbourWeight: weight,
           normalization: DEFAULT_NORMALIZATION,
+          inputChannels: channels,
         }),
       );
       const habitSlices = volume.map((s, z) => dendriteHabits(phantom, z, s.labels));
@@ -146,15 +162,20 @@ export async function exportDataset(options: DatasetOptions): Promise<DatasetInd
           slices,
           patchSize,
         );
-        const image = new Float32Array(pixels);
+        const image = new Float32Array(channels * pixels);
         const labels = new Uint8Array(pixels);
         const habits = new Uint8Array(pixels);
-        const src = normalized[z] as Float32Array;
+        const input = normalized[z] as Float32Array;
+        const plane = size * size;
         const lab = (volume[z] as { labels: Uint8Array }).labels;
         const hab = habitSlices[z] as Uint8Array;
         for (let r = 0; r < patchSize; r++) {
           const from = (y + r) * size + x;
-          image.set(src.subarray(from, from + patchSize), r * patchSize);
+          for (let c = 0; c < channels; c++)
+            image.set(
+              input.subarray(c * plane + from, c * plane + from + patchSize),
+              c * pixels + r * patchSize,
+            );
           labels.set(lab.subarray(from, from + patchSize), r * patchSize);
           habits.set(hab.subarray(from, from + patchSize), r * patchSize);
         }

@@ -70,21 +70,39 @@ export function normalizeSlice(
   data: Pixels,
   normalization: Normalization = DEFAULT_NORMALIZATION,
 ): Float32Array {
+  const [lo, hi] = normalizationRange(data, normalization);
+  return scaleToRange(data, lo, hi);
+}
+
+/** The two pixel values a slice's normalization maps to 0 and 1. */
+export function normalizationRange(data: Pixels, normalization: Normalization): [number, number] {
   if (normalization.method !== 'slice-percentile')
     throw new ConfigError(`unknown normalization method "${String(normalization.method)}"`, {
       option: 'normalization.method',
     });
-  const [lo, hi] = percentileRange(data, normalization.low, normalization.high);
+  return percentileRange(data, normalization.low, normalization.high);
+}
+
+/**
+ * (x − lo) / (hi − lo) for every pixel (scale 1 when hi ≤ lo); non-finite pixels become 0. Written
+ * into `out` at `offset` when given, so several planes can share one buffer.
+ */
+export function scaleToRange(
+  data: Pixels,
+  lo: number,
+  hi: number,
+  out: Float32Array = new Float32Array(data.length),
+  offset = 0,
+): Float32Array {
   const scale = hi > lo ? 1 / (hi - lo) : 1;
-  const out = new Float32Array(data.length);
   // Integer pixels are always finite: the common slice (uint16) takes the loop without the check.
   if (data instanceof Uint16Array || data instanceof Uint8Array) {
-    for (let i = 0; i < data.length; i++) out[i] = ((data[i] as number) - lo) * scale;
+    for (let i = 0; i < data.length; i++) out[offset + i] = ((data[i] as number) - lo) * scale;
     return out;
   }
   for (let i = 0; i < data.length; i++) {
     const v = ((data[i] as number) - lo) * scale;
-    out[i] = Number.isFinite(v) ? v : 0;
+    out[offset + i] = Number.isFinite(v) ? v : 0;
   }
   return out;
 }

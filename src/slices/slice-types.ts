@@ -22,7 +22,10 @@ export interface DecodedSlice extends SliceRef {
 /** A decoded slice scaled as the model expects. */
 export interface NormalizedSlice extends DecodedSlice {
   normalized: Float32Array;
-  /** What the model sees, when that is not `normalized`: the slice blended with its neighbours. */
+  /**
+   * What the model sees, when that is not `normalized`: the slice blended with its neighbours, or
+   * for a three-channel model the slices z − 1, z, z + 1 as three planes, one after the other.
+   */
   input?: Float32Array;
 }
 

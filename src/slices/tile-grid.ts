@@ -153,3 +153,40 @@ export function extractPatches(
   }
   return buffer;
 }
+
+/**
+ * `extractPatches` for an input of `channels` planes one after the other (C·H·W): patch k's plane c
+ * lands at `(k·channels + c)·patch²`, the N×C×P×P layout the model takes.
+ */
+export function extractPlanePatches(
+  planes: Float32Array,
+  channels: number,
+  width: number,
+  height: number,
+  tiles: readonly TileRect[],
+  patch: number,
+  out?: Float32Array,
+): Float32Array {
+  const plane = width * height;
+  if (planes.length !== channels * plane)
+    throw new RangeError(`input has ${planes.length} values, expected ${channels}x${width}x${height}`);
+  if (channels === 1) return extractPatches(planes, width, height, tiles, patch, out);
+  const area = patch * patch;
+  const buffer = out ?? new Float32Array(tiles.length * channels * area);
+  if (buffer.length < tiles.length * channels * area)
+    throw new RangeError(`out holds ${buffer.length} values, ${tiles.length * channels * area} needed`);
+  tiles.forEach((tile, k) => {
+    for (let c = 0; c < channels; c++) {
+      const at = (k * channels + c) * area;
+      extractPatches(
+        planes.subarray(c * plane, (c + 1) * plane),
+        width,
+        height,
+        [tile],
+        patch,
+        buffer.subarray(at, at + area),
+      );
+    }
+  });
+  return buffer;
+}

@@ -85,6 +85,13 @@ t.test('eval refuses bad input with a clear error', async (t) => {
     ['eval', '--model', 'unet', '--models-dir', heavy],
     /model card .*unet\.json: "neighbourWeight" must be a number in \[0, 1\/3\]/,
   ]);
+  const planes = join(dir, 'planes');
+  await mkdir(planes);
+  await writeFile(join(planes, 'unet.json'), JSON.stringify({ ...card, inputChannels: 2 }));
+  cases.push([
+    ['eval', '--model', 'unet', '--models-dir', planes],
+    /model card .*unet\.json: "inputChannels" must be 1 or 3/,
+  ]);
   for (const [args, message] of cases) {
     const r = await runCli(args);
     t.not(r.code, 0, `${args.join(' ')} fails`);

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { datasetScan, exportDataset } from '../../src/sim/export-dataset.ts';
 import { dendriteOwners, renderSlice } from '../../src/sim/render-slice.ts';
-import { blendNeighbours } from '../../src/slices/blend-neighbours.ts';
-import { normalizeSlice } from '../../src/slices/normalize-slice.ts';
+import { blendNeighbours, neighbourChannels } from '../../src/slices/blend-neighbours.ts';
+import { DEFAULT_NORMALIZATION, normalizeSlice } from '../../src/slices/normalize-slice.ts';
 
 const numpyAvailable = (() => {
   try {
@@ -113,6 +113,51 @@ t.test(
     await t.rejects(
       exportDataset({ ...options, dir: join(plainDir, 'bad'), neighbourWeight: 0.5 }),
       /--neighbour-weight must be from 0 to 1\/3, got 0.5/,
+    );
+  },
+);
+
+t.test(
+  'with --input-channels 3: the same patches, each as the slices above, at and below it, scaled by the blend',
+  async (t) => {
+    const options = { patches: 8, seed: 710, size: 128, slices: 12, patchSize: 64, patchesPerScan: 4 };
+    const dir = t.testdir({ one: {}, three: {} });
+    const one = await exportDataset({ ...options, dir: join(dir, 'one'), neighbourWeight: 0.075 });
+    const three = await exportDataset({
+      ...options,
+      dir: join(dir, 'three'),
+      neighbourWeight: 0.075,
+      inputChannels: 3,
+    });
+    t.same(three.patches, one.patches, 'same scans, slices and places');
+    t.equal(three.inputChannels, 3, 'the index says so');
+    t.equal(one.inputChannels, 1);
+    const bytes = await readFile(join(dir, 'three', 'images.npy'));
+    const headerLength = bytes.readUInt16LE(8);
+    t.match(bytes.subarray(10, 10 + headerLength).toString('latin1'), /'shape': \(8, 3, 64, 64\)/);
+    const body = bytes.subarray(10 + headerLength);
+    const images = new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength));
+    const per = 64 * 64;
+    let worst = 0;
+    for (const [k, p] of three.patches.entries()) {
+      const { phantom } = datasetScan(p.scanSeed, 128, 12);
+      const at = (z: number) => (z >= 0 && z < 12 ? renderSlice(phantom, z).image : undefined);
+      const planes = neighbourChannels(at(p.z) as Uint16Array, at(p.z - 1), at(p.z + 1), {
+        neighbourWeight: 0.075,
+        normalization: DEFAULT_NORMALIZATION,
+      });
+      for (let c = 0; c < 3; c++)
+        for (let r = 0; r < 64; r++)
+          for (let x = 0; x < 64; x++) {
+            const want = planes[c * 128 * 128 + (p.y + r) * 128 + p.x + x] as number;
+            const got = images[(k * 3 + c) * per + r * 64 + x] as number;
+            worst = Math.max(worst, Math.abs(want - got));
+          }
+    }
+    t.equal(worst, 0, 'every plane of every patch as neighbourChannels gives it');
+    await t.rejects(
+      exportDataset({ ...options, dir: join(dir, 'bad'), inputChannels: 2 }),
+      /--input-channels must be 1 or 3, got 2/,
     );
   },
 );

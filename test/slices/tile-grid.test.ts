@@ -1,6 +1,12 @@
 import t from 'tap';
 import { ConfigError, isXctError } from '../../src/errors.ts';
-import { extractPatches, reflectIndex, resolveTileOptions, tileGrid } from '../../src/slices/tile-grid.ts';
+import {
+  extractPatches,
+  extractPlanePatches,
+  reflectIndex,
+  resolveTileOptions,
+  tileGrid,
+} from '../../src/slices/tile-grid.ts';
 
 const SIZES: [number, number][] = [
   [1, 1],
@@ -120,4 +126,29 @@ t.test('extractPatches copies the image and reflect-pads small images', async (t
   });
   t.throws(() => extractPatches(big, w, h, grid, 4, new Float32Array(3)), RangeError);
   t.throws(() => extractPatches(big.subarray(1), w, h, grid, 4), RangeError);
+});
+
+t.test('extractPlanePatches: each patch holds its planes one after the other (N×C×P×P)', async (t) => {
+  const width = 7;
+  const height = 5;
+  const plane = width * height;
+  const planes = Float32Array.from({ length: 3 * plane }, (_, i) => i);
+  const tiles = tileGrid(width, height, { patch: 4, overlap: 1 });
+  const out = extractPlanePatches(planes, 3, width, height, tiles, 4);
+  t.equal(out.length, tiles.length * 3 * 16);
+  tiles.forEach((tile, k) => {
+    for (let c = 0; c < 3; c++) {
+      const want = extractPatches(planes.subarray(c * plane, (c + 1) * plane), width, height, [tile], 4);
+      t.same(out.subarray((k * 3 + c) * 16, (k * 3 + c + 1) * 16), want, `tile ${k}, plane ${c}`);
+    }
+  });
+  const single = planes.subarray(0, plane);
+  t.same(
+    extractPlanePatches(single, 1, width, height, tiles, 4),
+    extractPatches(single, width, height, tiles, 4),
+  );
+  t.throws(
+    () => extractPlanePatches(single, 3, width, height, tiles, 4),
+    /input has 35 values, expected 3x7x5/,
+  );
 });
