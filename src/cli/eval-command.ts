@@ -23,7 +23,7 @@ export const EVAL_HELP = `Usage:
                     [--models-dir DIR] [--json]
   xct-sentinel eval --alerts [--model tnet|unet|enet] [--seed N] [--scans N] [--free-scans N]
                     [--dendrites N] [--size N] [--slices N] [--rule KEY=VALUE]…
-                    [--models-dir DIR] [--json]
+                    [--also-rules KEY=VALUE[,KEY=VALUE…]]… [--models-dir DIR] [--json]
 
 Generates held-out simulated scans (seeds N, N+1, …; never a training seed), segments them with
 the model through onnxruntime-node and prints foreground IoU/Dice over the volumes, the paper's
@@ -38,7 +38,9 @@ rules, and its dendrite alerts are matched to the simulator's truth dendrites. I
 highest severity raised, the delay in slices from qualifying to the first alert, the scan still
 to come at that alert, the share of truth voxels in the mask; and false alerts per scan.
 --rule KEY=VALUE overrides one alert rule (as alerts.rules in a pipeline file), e.g.
---rule minVoxels=100; repeat it for more.
+--rule minVoxels=100; repeat it for more. --also-rules KEY=VALUE,… judges the same masks once more
+with those rules changed (over --rule's), side by side, without running the model again; repeat
+it to compare several.
 Defaults: --model ${CONFIG_DEFAULTS.model} --seed ${ALERT_EVAL_SEED} --scans 20 --free-scans 20 --size 256 --slices 64
 `;
 
@@ -57,6 +59,7 @@ const SPEC = {
   'free-scans': { type: 'string' },
   dendrites: { type: 'string' },
   rule: { type: 'string', multiple: true },
+  'also-rules': { type: 'string', multiple: true },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -163,6 +166,12 @@ async function evalAlerts(values: Values, ctx: CommandContext): Promise<number> 
   const seeds = Array.from({ length: scans }, (_, i) => seed + i);
   const freeSeeds = Array.from({ length: freeScans }, (_, i) => seed + ALERT_FREE_OFFSET + i);
   const rules = ruleOptions(values.rule);
+  const alsoRules = (Array.isArray(values['also-rules']) ? values['also-rules'] : []).map((set) =>
+    ruleOptions(
+      [...(Array.isArray(values.rule) ? values.rule : []), ...String(set).split(',')],
+      '--also-rules',
+    ),
+  );
   await refuseTrainingSeeds(name, modelsDir, [...seeds, ...freeSeeds]);
   const model = await loadModel(name, {
     modelsDir,
@@ -179,6 +188,7 @@ async function evalAlerts(values: Values, ctx: CommandContext): Promise<number> 
       slices,
       ...(dendrites !== undefined && { dendrites }),
       rules,
+      alsoRules,
       signal: ctx.signal,
       onSlice: (done, total) => ctx.progress(`eval --alerts ${name}: slice ${done}/${total}`),
     });
@@ -198,7 +208,7 @@ async function evalAlerts(values: Values, ctx: CommandContext): Promise<number> 
 }
 
 /** `--rule minVoxels=100 --rule …` over the default rules, checked as a pipeline file's would be. */
-function ruleOptions(raw: unknown): AlertRules {
+function ruleOptions(raw: unknown, option = '--rule'): AlertRules {
   const given = Array.isArray(raw) ? raw.map(String) : [];
   const rules: Record<string, number> = {};
   for (const item of given) {
@@ -206,24 +216,18 @@ function ruleOptions(raw: unknown): AlertRules {
     const key = match?.[1];
     const value = Number(match?.[2]);
     if (!key || !Number.isFinite(value))
-      throw new UsageError(`--rule ${item}: write KEY=NUMBER, e.g. --rule minVoxels=100`, {
-        option: '--rule',
-      });
+      throw new UsageError(`${option} ${item}: write KEY=NUMBER, e.g. ${option} minVoxels=100`, { option });
     if (!(key in DEFAULT_ALERT_RULES))
       throw new UsageError(
-        `--rule ${item}: unknown rule "${key}"; the rules are ${Object.keys(DEFAULT_ALERT_RULES).join(', ')}`,
-        { option: '--rule' },
+        `${option} ${item}: unknown rule "${key}"; the rules are ${Object.keys(DEFAULT_ALERT_RULES).join(', ')}`,
+        { option },
       );
     rules[key] = value;
   }
   try {
-    return resolveAlertRules(rules as Partial<AlertRules>, '--rule');
+    return resolveAlertRules(rules as Partial<AlertRules>, option);
   } catch (cause) {
-    throw new UsageError(
-      cause instanceof Error ? cause.message : String(cause),
-      { option: '--rule' },
-      { cause },
-    );
+    throw new UsageError(cause instanceof Error ? cause.message : String(cause), { option }, { cause });
   }
 }
 

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AlertRules } from '../alerts/alert-rules.ts';
 import type { DendriteAlert } from '../alerts/dendrite-alert.ts';
+import { DendriteMonitor } from '../alerts/dendrite-monitor.ts';
 import { CONFIG_DEFAULTS } from '../config/pipeline-config.ts';
 import { DaemonStats } from '../daemon/daemon-stats.ts';
 import { runDaemon } from '../daemon/run-daemon.ts';
@@ -11,6 +12,7 @@ import type { SegmentationModel } from '../inference/load-model.ts';
 import type { Logger } from '../log.ts';
 import { createPhantom, type Phantom } from '../sim/phantom.ts';
 import { type RenderedSlice, renderSlice } from '../sim/render-slice.ts';
+import { scanStorePath } from '../sinks/zarr-scan-writer.ts';
 import type { ArchiveVolume } from '../sources/archive-volume.ts';
 import { replayArchive } from '../sources/replay-archive.ts';
 import { SliceCredits } from '../sources/slice-credits.ts';
@@ -28,6 +30,11 @@ export interface EvaluateAlertsOptions {
   /** Dendrites per scan for `seeds` (default: the simulator's). */
   dendrites?: number;
   rules: AlertRules;
+  /**
+   * More rule sets to judge the same masks by: each gets a monitor of its own, fed the very slices
+   * the daemon's monitor is fed, so comparing rules costs one inference pass, not one per set.
+   */
+  alsoRules?: readonly AlertRules[];
   signal?: AbortSignal;
   log?: Logger;
   onSlice?: (done: number, total: number) => void;
@@ -35,6 +42,8 @@ export interface EvaluateAlertsOptions {
 
 export interface AlertEvaluation {
   report: AlertReport;
+  /** The same masks judged by each of `alsoRules`, in order. */
+  also: { rules: AlertRules; report: AlertReport }[];
   /** The daemon's masks against the truth, over the scans with dendrites. */
   segmentation: SegmentationScores;
 }
@@ -51,6 +60,7 @@ export async function evaluateAlerts(
   const out = await mkdtemp(join(tmpdir(), 'xct-eval-alerts-'));
   const metrics = new SegmentationMetrics(model.patchSize);
   const scans: AlertScan[] = [];
+  const variants = (o.alsoRules ?? []).map((rules) => ({ rules, scans: [] as AlertScan[] }));
   const runs = [
     ...o.seeds.map((seed) => ({ seed, dendrites: o.dendrites })),
     ...o.dendriteFreeSeeds.map((seed) => ({ seed, dendrites: 0 })),
@@ -74,6 +84,19 @@ export async function evaluateAlerts(
       const owners = ownerVolume(dendrites, phantom);
       const hits = new Map<number, number>(dendrites.map((d) => [d.id, 0]));
       const alerts: DendriteAlert[] = [];
+      const judged = variants.map((v) => ({
+        alerts: [] as DendriteAlert[],
+        monitor: new DendriteMonitor({
+          scanId,
+          width: phantom.size,
+          height: phantom.size,
+          voxelSizeUm: phantom.voxelSizeUm,
+          expectedSlices: phantom.slices,
+          rules: v.rules,
+          model: model.identity,
+          zarrPath: scanStorePath(out, scanId),
+        }),
+      }));
       const stats = new DaemonStats();
       const credits = new SliceCredits();
       const area = phantom.size * phantom.size;
@@ -111,6 +134,10 @@ export async function evaluateAlerts(
             const id = owners[slice.z * area + i] as number;
             if (id !== 0) hits.set(id, (hits.get(id) as number) + 1);
           }
+          // What the daemon's own monitor reads next (slice-outputs): the stored probabilities.
+          for (const j of judged)
+            for (const a of j.monitor.addSlice({ ...slice, prob: slice.storedProb }, slice.z + 1))
+              if (a.kind === 'dendrite') j.alerts.push(a);
         },
         onSliceDone: () => {
           o.onSlice?.(++done, total);
@@ -122,13 +149,19 @@ export async function evaluateAlerts(
           `scan ${scanId}: the daemon finished ${stats.slicesOut} of ${phantom.slices} slices (${stats.slicesFailed} failed)`,
           { scanId },
         );
-      scans.push({ scanId, size: phantom.size, slices: phantom.slices, dendrites, alerts, maskHits: hits });
+      const scan = { scanId, size: phantom.size, slices: phantom.slices, dendrites, maskHits: hits };
+      scans.push({ ...scan, alerts });
+      judged.forEach((j, k) => variants[k]?.scans.push({ ...scan, alerts: j.alerts }));
       await rm(join(out, `${scanId}.ome.zarr`), { recursive: true, force: true });
     }
   } finally {
     await rm(out, { recursive: true, force: true });
   }
-  return { report: scoreAlerts(scans, o.rules), segmentation: metrics.scores() };
+  return {
+    report: scoreAlerts(scans, o.rules),
+    also: variants.map((v) => ({ rules: v.rules, report: scoreAlerts(v.scans, v.rules) })),
+    segmentation: metrics.scores(),
+  };
 }
 
 /** Truth dendrite id per voxel of the whole volume (0 elsewhere). */

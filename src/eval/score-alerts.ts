@@ -50,7 +50,14 @@ export interface AlertRow {
   voxelRecall: number | undefined;
   /** The dendrites it missed, as `scanId#id` (height): where to look. */
   missed: string[];
+  /** The warned ones whose first alert came more than `LATE_SLICES` after they qualified, as `scanId#id` (delay). */
+  late: string[];
+  /** The warned ones never raised as critical, as `scanId#id` (highest severity). */
+  notCritical: string[];
 }
+
+/** The issue's bound on the delay (p95): alerts later than this after qualifying are listed. */
+export const LATE_SLICES = 5;
 
 export interface AlertReport {
   matchingRule: string;
@@ -183,6 +190,12 @@ function row(habit: AlertRow['habit'], minHeightFraction: number, these: Outcome
     missed: these
       .filter((o) => o.firstAlertZ === undefined)
       .map((o) => `${o.scanId}#${o.dendrite.id} (${Math.round(o.dendrite.heightFraction * 100)}%)`),
+    late: warned
+      .filter((o) => (o.delay as number) > LATE_SLICES)
+      .map((o) => `${o.scanId}#${o.dendrite.id} (${o.dendrite.morphology}, ${o.delay} slices)`),
+    notCritical: warned
+      .filter((o) => o.highest !== 'critical')
+      .map((o) => `${o.scanId}#${o.dendrite.id} (${o.dendrite.morphology}, ${o.highest})`),
   };
 }
 

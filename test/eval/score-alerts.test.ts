@@ -135,6 +135,17 @@ t.test(
     t.equal(needles?.recall, 0);
     t.same(needles?.missed, ['s#2 (40%)']);
     t.equal(needles?.delaySlices, undefined);
+    t.same(row('all', 0.3)?.late, [], 'no first alert more than 5 slices after qualifying');
+    t.same(row('all', 0.3)?.notCritical, ['s#2 (needle, warning)'], 'the needle stayed at warning');
+    const tardy = scoreAlerts(
+      [{ ...scan, alerts: [alert(7, 'critical', { x: [3, 5], y: [0, 19], z: [2, 11] })] }],
+      rules,
+    );
+    t.same(
+      tardy.rows.find((x) => x.habit === 'all' && x.minHeightFraction === 0.3)?.late,
+      ['s#1 (tree, 6 slices)'],
+      'qualified at 5, first alert at 11: listed as late',
+    );
   },
 );
 
