@@ -22,6 +22,14 @@ export interface TruthDendrite {
    * local interface of its electrode, over the local thickness there.
    */
   readonly heightFractionUpTo: Float32Array;
+  /**
+   * How close slices 0…z (index z) come to its electrode: the least distance, in voxels, from a truth
+   * voxel to the interface it grows from (Infinity before its first voxel). The monitor calls a
+   * component rooted when its electrode-side end lies within `rootToleranceVoxels` of the interface;
+   * a branch that leans into the scan before its trunk is not rooted yet, for the truth as for the
+   * daemon.
+   */
+  readonly rootDistanceUpTo: Float32Array;
 }
 
 /** Collects the ground truth of one phantom, one slice of labels at a time (z ascending). */
@@ -30,6 +38,7 @@ export class DendriteTruth {
   readonly #voxels: number[][];
   readonly #count: Int32Array[];
   readonly #height: Float32Array[];
+  readonly #root: Float32Array[];
   #next = 0;
 
   constructor(phantom: Phantom) {
@@ -38,6 +47,7 @@ export class DendriteTruth {
     this.#voxels = Array.from({ length: k }, () => []);
     this.#count = Array.from({ length: k }, () => new Int32Array(phantom.slices));
     this.#height = Array.from({ length: k }, () => new Float32Array(phantom.slices));
+    this.#root = Array.from({ length: k }, () => new Float32Array(phantom.slices));
   }
 
   /** Add slice z's labels (from `renderSlice`). */
@@ -50,6 +60,7 @@ export class DendriteTruth {
     const owners = dendriteOwners(p, z, labels);
     const counted = new Int32Array(p.dendrites.length);
     const reached = new Float32Array(p.dendrites.length);
+    const nearest = new Float32Array(p.dendrites.length).fill(Number.POSITIVE_INFINITY);
     for (let i = 0; i < owners.length; i++) {
       const o = owners[i] as number;
       if (o === 0) continue;
@@ -61,15 +72,21 @@ export class DendriteTruth {
       const top = p.top[z * size + x] as number;
       const bottom = p.bottom[z * size + x] as number;
       const thickness = bottom - top;
-      const h = p.dendrites[d]?.electrode === 'top' ? y + 0.5 - top : bottom - (y - 0.5);
+      const fromTop = p.dendrites[d]?.electrode === 'top';
+      const h = fromTop ? y + 0.5 - top : bottom - (y - 0.5);
       const f = thickness > 0 ? Math.min(1, Math.max(0, h / thickness)) : 0;
       if (f > (reached[d] as number)) reached[d] = f;
+      // As the monitor measures a component's electrode-side end: its row against the interface there.
+      const gap = fromTop ? y - top : bottom - y;
+      if (gap < (nearest[d] as number)) nearest[d] = gap;
     }
     for (let d = 0; d < p.dendrites.length; d++) {
       const count = this.#count[d] as Int32Array;
       const height = this.#height[d] as Float32Array;
       count[z] = (z > 0 ? (count[z - 1] as number) : 0) + (counted[d] as number);
       height[z] = Math.max(z > 0 ? (height[z - 1] as number) : 0, reached[d] as number);
+      const root = this.#root[d] as Float32Array;
+      root[z] = Math.min(z > 0 ? (root[z - 1] as number) : Number.POSITIVE_INFINITY, nearest[d] as number);
     }
   }
 
@@ -90,13 +107,15 @@ export class DendriteTruth {
       voxels: Int32Array.from(this.#voxels[k] as number[]),
       voxelsUpTo: this.#count[k] as Int32Array,
       heightFractionUpTo: this.#height[k] as Float32Array,
+      rootDistanceUpTo: this.#root[k] as Float32Array,
     }));
   }
 }
 
 /**
  * The first slice at which a truth dendrite, as acquired so far, meets the alert rules (its truth
- * voxels and height up to that slice, rooted, full confidence); undefined if it never does.
+ * voxels and height up to that slice, rooted once a voxel so far lies within `rootToleranceVoxels`
+ * of its interface, full confidence); undefined if it never does.
  */
 export function qualifyingSlice(d: TruthDendrite, rules: AlertRules): number | undefined {
   for (let z = 0; z < d.voxelsUpTo.length; z++) {
@@ -104,7 +123,7 @@ export function qualifyingSlice(d: TruthDendrite, rules: AlertRules): number | u
       voxelCount: d.voxelsUpTo[z] as number,
       confidence: 1,
       heightFraction: d.heightFractionUpTo[z] as number,
-      rooted: true,
+      rooted: (d.rootDistanceUpTo[z] as number) <= rules.rootToleranceVoxels,
     });
     if (severity) return z;
   }

@@ -55,7 +55,10 @@ t.test('eval --alerts: bad options are named', async (t) => {
     [['eval', '--alerts', '--rule', 'minVoxels'], /--rule minVoxels: write KEY=NUMBER/],
     [['eval', '--alerts', '--rule', 'trackingGapVoxels=9'], /--rule\.trackingGapVoxels: 9 is not allowed/],
     [['eval', '--alerts', '--scans', '0', '--free-scans', '0'], /nothing to evaluate/],
-    [['eval', '--alerts', '--also-rules', 'minVoxels=5,minVolts=3'], /--also-rules minVolts=3: unknown rule "minVolts"/],
+    [
+      ['eval', '--alerts', '--also-rules', 'minVoxels=5,minVolts=3'],
+      /--also-rules minVolts=3: unknown rule "minVolts"/,
+    ],
     [['eval', '--alerts', '--seed', '1200'], /scan seed 1200 was used to train tnet/],
     [['eval', '--alerts', '--batch', '4'], /--batch does not go with --alerts/],
     [['eval', '--model', 'tnet', '--free-scans', '3'], /--free-scans goes with --alerts/],

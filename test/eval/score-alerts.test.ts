@@ -20,14 +20,18 @@ function column(
   z1: number,
   rows: number,
   heightFraction: number,
+  /** The first slice whose voxels reach the electrode (its root); before it, a branch floats. */
+  rootedFrom = z0,
 ): TruthDendrite {
   const voxels: number[] = [];
   const upTo = new Int32Array(SLICES);
   const height = new Float32Array(SLICES);
+  const root = new Float32Array(SLICES);
   for (let z = 0; z < SLICES; z++) {
     if (z >= z0 && z <= z1) for (let y = 0; y < rows; y++) voxels.push(z * SIZE * SIZE + y * SIZE + x);
     upTo[z] = voxels.length;
     height[z] = z >= z0 ? (heightFraction * Math.min(z - z0 + 1, z1 - z0 + 1)) / (z1 - z0 + 1) : 0;
+    root[z] = z >= rootedFrom ? 0 : z >= z0 ? 10 : Number.POSITIVE_INFINITY;
   }
   return {
     id,
@@ -38,6 +42,7 @@ function column(
     voxels: Int32Array.from(voxels),
     voxelsUpTo: upTo,
     heightFractionUpTo: height,
+    rootDistanceUpTo: root,
   };
 }
 
@@ -136,6 +141,12 @@ t.test(
     t.same(needles?.missed, ['s#2 (40%)']);
     t.equal(needles?.delaySlices, undefined);
     t.same(row('all', 0.3)?.late, [], 'no first alert more than 5 slices after qualifying');
+
+    // The same tree, but its first slices are a branch 10 voxels off the electrode: it qualifies
+    // once its root is in (z 7), as the daemon's monitor can only call a rooted component a dendrite.
+    const leaning = column(1, 'tree', 4, 2, 11, 20, 0.9, 7);
+    t.equal(qualifyingSlice(leaning, rules), 7);
+    t.equal(qualifyingSlice(leaning, { ...rules, rootToleranceVoxels: 10 }), 5, 'within a looser tolerance');
     t.same(row('all', 0.3)?.notCritical, ['s#2 (needle, warning)'], 'the needle stayed at warning');
     const tardy = scoreAlerts(
       [{ ...scan, alerts: [alert(7, 'critical', { x: [3, 5], y: [0, 19], z: [2, 11] })] }],
@@ -188,6 +199,12 @@ t.test('the truth of a simulated scan: every dendrite voxel has one owner, insid
       if (!b || z < b.zMin || z > b.zMax || y < b.yMin || y > b.yMax || x < b.xMin || x > b.xMax) outside++;
     }
     t.equal(outside, 0, `dendrite ${d.id} (${d.morphology}): all ${d.voxels.length} voxels inside its box`);
+    // Every simulated dendrite starts inside its electrode: its truth, whole, is rooted.
+    if (d.voxels.length > 0)
+      t.ok(
+        (d.rootDistanceUpTo[phantom.slices - 1] as number) <= DEFAULT_ALERT_RULES.rootToleranceVoxels,
+        `dendrite ${d.id}: electrode-side end ${d.rootDistanceUpTo[phantom.slices - 1]} voxels from its interface`,
+      );
     // The height measured from the voxels, against the local interface, is close to the simulator's.
     const reached = d.heightFractionUpTo[phantom.slices - 1] as number;
     if (d.voxels.length > 0)
