@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--time-budget-min", type=float, default=None, help="wall-clock budget for the whole run")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", help="start from this checkpoint's weights (same model and config): continue a run")
+    ap.add_argument("--keep-epochs", action="store_true",
+                    help="also keep every epoch's weights as <model>.epoch<N>.pt: a phase selected on one "
+                         "validation score can be judged afterwards on the held-out and alert scans")
     ap.add_argument("--in-channels", type=int, default=None,
                     help="T-Net input channels (default: the dataset's). From a one-channel --init, 3 starts "
                          "the first layers as that model on the blend (see --init-blend-weight)")
@@ -399,6 +402,12 @@ def main(argv: list[str] | None = None) -> int:
         improved = best is None or score(val) > best["score"]
         if improved:
             save_best(val)
+        if args.keep_epochs:
+            snapshot = {"model": args.model, "config": config, "state_dict": model.state_dict(), "epoch": epoch,
+                        "metrics": {f"val{k[0].upper()}{k[1:]}": v for k, v in val.items()}, "split": split,
+                        "parameters": n_params,
+                        **({"foldedBatchNorm": init_ckpt["foldedBatchNorm"]} if init_ckpt and init_ckpt.get("foldedBatchNorm") else {})}
+            atomic_write(os.path.join(args.out, f"{args.model}.epoch{epoch}.pt"), lambda p: torch.save(snapshot, p))
         conf = val["confounderFpRate"]
         needle = val["needleRecall"]
         print(

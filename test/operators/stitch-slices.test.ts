@@ -27,6 +27,7 @@ function modelOf(
   return {
     patchSize,
     threshold: 0.5,
+    inputChannels: 1,
     sessions,
     threads: 1,
     identity: { name: 'fn', version: '0', sha256: '0'.repeat(64), provider: 'cpu' },
