@@ -151,7 +151,9 @@ export async function evaluateAlerts(
         );
       const scan = { scanId, size: phantom.size, slices: phantom.slices, dendrites, maskHits: hits };
       scans.push({ ...scan, alerts });
-      judged.forEach((j, k) => variants[k]?.scans.push({ ...scan, alerts: j.alerts }));
+      judged.forEach((j, k) => {
+        variants[k]?.scans.push({ ...scan, alerts: j.alerts });
+      });
       await rm(join(out, `${scanId}.ome.zarr`), { recursive: true, force: true });
     }
   } finally {
