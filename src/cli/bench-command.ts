@@ -7,7 +7,7 @@ import { DaemonStats, quantile } from '../daemon/daemon-stats.ts';
 import { startMetricsServer } from '../daemon/metrics-server.ts';
 import { runDaemon } from '../daemon/run-daemon.ts';
 import { measureSpeed } from '../eval/evaluate-model.ts';
-import { describeLayout, loadModel } from '../inference/load-model.ts';
+import { describeLayout, loadModel, type SegmentationModel } from '../inference/load-model.ts';
 import { runLiveScanner } from '../sim/live-scanner.ts';
 import { watchFolder } from '../sources/watch-folder.ts';
 import { LiveView } from '../view/live-view.ts';
@@ -104,26 +104,8 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
 
     // 3. Latency at a sustainable live rate.
     ctx.progress('latency run…');
-    const live = join(root, 'live');
-    await mkdir(live);
     const rate = Math.max(0.5, e2eSlices * 0.6);
-    const latencies: number[] = [];
-    const pending: Promise<void>[] = [];
-    const daemon = runDaemon({
-      source: watchFolder(live, { stabilityMs: 50, idleTimeoutMs: 60_000 }),
-      out: join(root, 'out-live'),
-      model,
-      sinks: [],
-      rules: DEFAULT_ALERT_RULES,
-      inference: { maxBatch: batch },
-      maxScans: 1,
-      onSliceDone: ({ path, at }) => {
-        if (path) pending.push(stat(path).then((s) => void latencies.push(at - s.mtimeMs)));
-      },
-    });
-    await runLiveScanner({ out: live, seed: 4243, size, slices: Math.min(slices, 24), rate, scanId: 'live' });
-    await daemon;
-    await Promise.all(pending);
+    const latencies = await liveLatencies(model, { root, size, slices: Math.min(slices, 24), rate, batch });
 
     // The daemon's memory: read before the bare figures load sessions of their own.
     const rssMiB = (process.resourceUsage().maxRSS * 1024) / 2 ** 20;
@@ -201,6 +183,43 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
     await model.close();
     await rm(root, { recursive: true, force: true });
   }
+}
+
+/**
+ * A live scan written at `rate` slices/s while the daemon runs: per slice, from its file's mtime to
+ * its mask written and alerts emitted (ms).
+ */
+async function liveLatencies(
+  model: SegmentationModel,
+  o: { root: string; size: number; slices: number; rate: number; batch: number },
+): Promise<number[]> {
+  const live = join(o.root, 'live');
+  await mkdir(live);
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  const daemon = runDaemon({
+    source: watchFolder(live, { stabilityMs: 50, idleTimeoutMs: 60_000 }),
+    out: join(o.root, 'out-live'),
+    model,
+    sinks: [],
+    rules: DEFAULT_ALERT_RULES,
+    inference: { maxBatch: o.batch },
+    maxScans: 1,
+    onSliceDone: ({ path, at }) => {
+      if (path) pending.push(stat(path).then((s) => void latencies.push(at - s.mtimeMs)));
+    },
+  });
+  await runLiveScanner({
+    out: live,
+    seed: 4243,
+    size: o.size,
+    slices: o.slices,
+    rate: o.rate,
+    scanId: 'live',
+  });
+  await daemon;
+  await Promise.all(pending);
+  return latencies;
 }
 
 /** `bench --soak N`: does the daemon's memory stay flat over many slices and scans? */

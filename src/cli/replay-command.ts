@@ -126,21 +126,7 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
       }),
     );
     const zarrPath = join(out, `${scanId}.ome.zarr`);
-    if (existsSync(zarrPath)) {
-      throw new OutputError(
-        `${zarrPath} already exists (an earlier replay?); remove it, or choose another --out or --scan-id`,
-        { path: zarrPath, option: '--out' },
-      );
-    }
-    try {
-      await mkdir(out, { recursive: true });
-    } catch (cause) {
-      throw new OutputError(
-        `--out ${out}: cannot create the output folder`,
-        { path: out, option: '--out' },
-        { cause },
-      );
-    }
+    await prepareOut(out, zarrPath);
 
     for (const note of volume.notes) {
       if (bar) ctx.stderr.write(`note: ${note}\n`);
@@ -153,27 +139,7 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
       log,
       ...(modelsDir !== undefined && { modelsDir }),
     });
-    const jsonAlerts = !bar || process.stdout.isTTY !== true;
-    // Alerts and the bar share the terminal: clear the bar before an alert line, it redraws itself.
-    const clear = bar && process.stdout.isTTY === true ? '\r\x1b[2K' : '';
-    if (alertsTarget === '-') {
-      sinks.push(
-        jsonAlerts
-          ? streamSink(ctx.stdout, (a) => `${JSON.stringify(a)}\n`)
-          : streamSink(ctx.stdout, (a) => clear + formatAlert(a, true)),
-      );
-    } else if (alertsKafka) {
-      sinks.push(
-        await createKafkaAlertSink({
-          brokers: alertsKafka.brokers,
-          topic: alertsKafka.topic,
-          security: kafkaSecurityFromEnv(process.env, alertsKafka),
-          log,
-        }),
-      );
-    } else {
-      sinks.push(await createJsonlAlertSink(alertsTarget));
-    }
+    sinks.push(await openAlertSink(alertsTarget, alertsKafka, { bar, ctx, log }));
 
     const total = volume.depth - volume.missing.length;
     const what = `${archivePath} (${volume.kind}, ${volume.depth} slices${volume.meta.width ? ` of ${volume.meta.width}×${volume.meta.height}` : ''})`;
@@ -232,6 +198,46 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
     await model?.close();
     await volume.close();
   }
+}
+
+/** Refuse to replay over an earlier replay's store; create `--out`. */
+async function prepareOut(out: string, zarrPath: string): Promise<void> {
+  if (existsSync(zarrPath)) {
+    throw new OutputError(
+      `${zarrPath} already exists (an earlier replay?); remove it, or choose another --out or --scan-id`,
+      { path: zarrPath, option: '--out' },
+    );
+  }
+  try {
+    await mkdir(out, { recursive: true });
+  } catch (cause) {
+    throw new OutputError(
+      `--out ${out}: cannot create the output folder`,
+      { path: out, option: '--out' },
+      { cause },
+    );
+  }
+}
+
+/** Where `--alerts` sends the alerts: stdout (`-`; JSON lines unless a terminal shows the bar), Kafka or a file. */
+async function openAlertSink(
+  target: string,
+  kafka: ReturnType<typeof parseKafkaUrl> | undefined,
+  { bar, ctx, log }: { bar: boolean; ctx: CommandContext; log: Logger },
+): Promise<AlertSink> {
+  if (target === '-') {
+    if (!bar || process.stdout.isTTY !== true) return streamSink(ctx.stdout, (a) => `${JSON.stringify(a)}\n`);
+    // Alerts and the bar share the terminal: clear the bar before an alert line, it redraws itself.
+    return streamSink(ctx.stdout, (a) => `\r\x1b[2K${formatAlert(a, true)}`);
+  }
+  if (kafka)
+    return createKafkaAlertSink({
+      brokers: kafka.brokers,
+      topic: kafka.topic,
+      security: kafkaSecurityFromEnv(process.env, kafka),
+      log,
+    });
+  return createJsonlAlertSink(target);
 }
 
 /** The replay's closing line (a terminal) or record (a log); the count of slices that failed. */

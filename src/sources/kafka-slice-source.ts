@@ -3,8 +3,8 @@
  * only for finished work (`OffsetCommitter`), per-scan bookkeeping in `KafkaScanBook`, poison
  * messages to the dead-letter topic (`moveToDeadLetter`), a credit per slice handed over
  * (`SliceCredits`), the group membership kept through crashes (`groupConsumer`).
- * `kafkaSliceSource` is still ~190 lines: its message handler and its close share the state of one
- * consumer and producer (credits, closing, the current consumer).
+ * `kafkaSliceSource` holds the state one consumer and producer share (credits, closing, the
+ * current consumer); the steps that need none of it are the functions after it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Observable, type Subscriber } from 'rxjs';
@@ -101,14 +101,7 @@ export interface KafkaSliceSource {
  * and the source goes on. At most `maxInFlight` slices are in the pipeline at once.
  */
 export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSource {
-  const topic = options.topic ?? DEFAULT_SLICE_TOPIC;
-  const groupId = options.groupId ?? DEFAULT_SLICE_GROUP;
-  const deadLetterTopic = options.deadLetterTopic ?? `${topic}.dlq`;
-  const maxInFlight = options.maxInFlight ?? 8;
-  const idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
-  const drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
-  if (!(Number.isSafeInteger(maxInFlight) && maxInFlight >= 1))
-    throw new SourceError(`maxInFlight must be an integer ≥ 1, got ${maxInFlight}`, { topic });
+  const { topic, groupId, deadLetterTopic, maxInFlight, idleTimeoutMs, drainTimeoutMs } = settings(options);
   const { log } = options;
   const client =
     options.client ??
@@ -160,20 +153,9 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     );
 
   const eachMessage = async (payload: EachMessagePayload): Promise<void> => {
-    const { partition, message, heartbeat } = payload;
-    // Backpressure: a credit per slice handed over; while none is free, wait, heartbeating once a
-    // second so the group keeps us.
-    let took = false;
-    while (!closing) {
-      took = await credits.take(maxInFlight, { signal: stopping.signal, timeoutMs: 1000 });
-      if (took) break;
-      await heartbeat();
-    }
+    const { partition, message } = payload;
     // Closing: not handed on, not committed; the next owner of the partition reads it.
-    if (closing) {
-      if (took) credits.give();
-      return;
-    }
+    if (!(await awaitCredit(credits, maxInFlight, stopping.signal, payload.heartbeat))) return;
     committer.add(partition, message.offset);
     const held: Held = { partition, offset: message.offset };
     let decoded: { slice: SliceMessage; image: DecodedImage };
@@ -200,28 +182,9 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     }
   };
 
-  /** Whether the last word to `onHealth` was a problem (kept across consumers: a rejoin clears it). */
-  let unhealthy = false;
-  const health = (problem: string | undefined) => {
-    if (problem === undefined && !unhealthy) return;
-    unhealthy = problem !== undefined;
-    options.onHealth?.(problem);
-  };
-
   const start = async (sub: Subscriber<SourceEvent>) => {
     await ensureTopics(client, [{ topic }, { topic: deadLetterTopic }], log);
-    producer = client.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: keyPartitioner,
-    });
-    await producer.connect().catch((cause: unknown) => {
-      throw new SourceError(
-        `cannot consume ${topic} from ${options.brokers.join(',')}`,
-        { topic, stage: 'source' },
-        { cause, canRetry: isRetriableKafkaError(cause) },
-      );
-    });
+    producer = await connectProducer(client, topic, options.brokers);
     await groupConsumer({
       client,
       brokers: options.brokers,
@@ -235,7 +198,7 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       eachMessage,
       // Partitions gone to another member: their uncommitted offsets are its to re-read.
       joined: (mine) => committer.retain(mine),
-      health,
+      health: healthReporter(options.onHealth),
       current: (c) => {
         consumer = c;
       },
@@ -250,26 +213,18 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       stopping.abort();
       book.stopTimers();
       const c = consumer;
-      if (c) {
-        try {
-          c.pause([{ topic }]);
-        } catch {
-          // not running yet: nothing to pause
-        }
+      try {
+        c?.pause([{ topic }]);
+      } catch {
+        // not running yet: nothing to pause
       }
       // Give the pipeline time to finish what it holds, so its offsets are committed now rather
       // than re-read by the next owner.
       const deadline = Date.now() + drainTimeoutMs;
       while (book.inFlight > 0 && Date.now() < deadline) await sleep(50);
       await committer.settle();
-      await c
-        ?.disconnect()
-        .catch((err: unknown) => log.warn({ err }, `leaving group ${groupId}: ${describeError(err)}`));
-      await producer
-        ?.disconnect()
-        .catch((err: unknown) =>
-          log.warn({ err }, `closing the dead-letter producer: ${describeError(err)}`),
-        );
+      await disconnect(c, `leaving group ${groupId}`, log);
+      await disconnect(producer, 'closing the dead-letter producer', log);
     })();
     return closed;
   };
@@ -293,4 +248,80 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** The options with their defaults, checked. */
+function settings(options: KafkaSliceSourceOptions) {
+  const topic = options.topic ?? DEFAULT_SLICE_TOPIC;
+  const maxInFlight = options.maxInFlight ?? 8;
+  if (!(Number.isSafeInteger(maxInFlight) && maxInFlight >= 1))
+    throw new SourceError(`maxInFlight must be an integer ≥ 1, got ${maxInFlight}`, { topic });
+  return {
+    topic,
+    groupId: options.groupId ?? DEFAULT_SLICE_GROUP,
+    deadLetterTopic: options.deadLetterTopic ?? `${topic}.dlq`,
+    maxInFlight,
+    idleTimeoutMs: options.idleTimeoutMs ?? 120_000,
+    drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
+  };
+}
+
+/**
+ * Wait for a credit to hand a slice over, heartbeating once a second so the group keeps this
+ * member. False once `signal` aborts (the source closing): then no credit is held.
+ */
+async function awaitCredit(
+  credits: SliceCredits,
+  window: number,
+  signal: AbortSignal,
+  heartbeat: () => Promise<void>,
+): Promise<boolean> {
+  while (!signal.aborted) {
+    if (await credits.take(window, { signal, timeoutMs: 1000 })) {
+      if (!signal.aborted) return true;
+      credits.give();
+      return false;
+    }
+    await heartbeat();
+  }
+  return false;
+}
+
+/** The producer for the dead-letter topic; failing to connect is the source failing to start. */
+async function connectProducer(client: KafkaClient, topic: string, brokers: readonly string[]) {
+  const producer = client.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: keyPartitioner,
+  });
+  await producer.connect().catch((cause: unknown) => {
+    throw new SourceError(
+      `cannot consume ${topic} from ${brokers.join(',')}`,
+      { topic, stage: 'source' },
+      { cause, canRetry: isRetriableKafkaError(cause) },
+    );
+  });
+  return producer;
+}
+
+/**
+ * `onHealth`, told only of changes: a problem each time, its end once (the state is kept across
+ * consumers, so a rejoin clears it).
+ */
+function healthReporter(onHealth: ((problem: string | undefined) => void) | undefined) {
+  let unhealthy = false;
+  return (problem: string | undefined) => {
+    if (problem === undefined && !unhealthy) return;
+    unhealthy = problem !== undefined;
+    onHealth?.(problem);
+  };
+}
+
+/** Disconnect a consumer or producer at close; a failure is logged, not thrown. */
+async function disconnect(
+  client: { disconnect(): Promise<void> } | undefined,
+  what: string,
+  log: Logger,
+): Promise<void> {
+  await client?.disconnect().catch((err: unknown) => log.warn({ err }, `${what}: ${describeError(err)}`));
 }

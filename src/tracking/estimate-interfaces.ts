@@ -244,44 +244,7 @@ export function estimateInterfaces(
   if (darkAbove < minBand || darkBelow < minBand) return null;
 
   const threshold = (liLevel + electrolyteLevel) / 2;
-  const centre = (bandTop + bandBottom) >> 1;
-  const tops = new Float64Array(windows);
-  const bottoms = new Float64Array(windows);
-  let valid = 0;
-  for (let k = 0; k < windows; k++) {
-    const base = k * height;
-    tops[k] = Number.NaN;
-    bottoms[k] = Number.NaN;
-    // Start inside the electrolyte: at the band's centre, or the nearest bright row of the band.
-    let start = -1;
-    for (let d = 0; d <= bandBottom - bandTop && start < 0; d++) {
-      if (centre - d >= bandTop && profiles[base + centre - d]! >= threshold) start = centre - d;
-      else if (centre + d <= bandBottom && profiles[base + centre + d]! >= threshold) start = centre + d;
-    }
-    if (start < 0) continue;
-    let top = Number.NaN;
-    for (let y = start - 1; y >= 0; y--) {
-      const a = profiles[base + y]!;
-      if (a < threshold) {
-        const b = profiles[base + y + 1]!;
-        top = y + (threshold - a) / (b - a);
-        break;
-      }
-    }
-    let bottom = Number.NaN;
-    for (let y = start + 1; y < height; y++) {
-      const a = profiles[base + y]!;
-      if (a < threshold) {
-        const b = profiles[base + y - 1]!;
-        bottom = y - (threshold - a) / (b - a);
-        break;
-      }
-    }
-    if (Number.isNaN(top) || Number.isNaN(bottom)) continue;
-    tops[k] = top;
-    bottoms[k] = bottom;
-    valid++;
-  }
+  const { tops, bottoms, valid } = crossings(profiles, windows, height, bandTop, bandBottom, threshold);
   if (valid < MIN_VALID_FRACTION * windows) return null;
 
   const centres = new Float64Array(windows);
@@ -321,6 +284,60 @@ export function estimateInterfaces(
     liLevel,
     electrolyteLevel,
   };
+}
+
+/**
+ * Per window, where its row profile, followed from inside the electrolyte band up and down, first
+ * drops below `threshold` (sub-row, interpolated); NaN where it never does or no row of the band is
+ * bright in this window.
+ */
+function crossings(
+  profiles: Float32Array,
+  windows: number,
+  height: number,
+  bandTop: number,
+  bandBottom: number,
+  threshold: number,
+): { tops: Float64Array; bottoms: Float64Array; valid: number } {
+  const centre = (bandTop + bandBottom) >> 1;
+  const tops = new Float64Array(windows);
+  const bottoms = new Float64Array(windows);
+  let valid = 0;
+  for (let k = 0; k < windows; k++) {
+    const base = k * height;
+    tops[k] = Number.NaN;
+    bottoms[k] = Number.NaN;
+    // Start inside the electrolyte: at the band's centre, or the nearest bright row of the band.
+    let start = -1;
+    for (let d = 0; d <= bandBottom - bandTop && start < 0; d++) {
+      if (centre - d >= bandTop && profiles[base + centre - d]! >= threshold) start = centre - d;
+      else if (centre + d <= bandBottom && profiles[base + centre + d]! >= threshold) start = centre + d;
+    }
+    if (start < 0) continue;
+    let top = Number.NaN;
+    for (let y = start - 1; y >= 0; y--) {
+      const a = profiles[base + y]!;
+      if (a < threshold) {
+        const b = profiles[base + y + 1]!;
+        top = y + (threshold - a) / (b - a);
+        break;
+      }
+    }
+    let bottom = Number.NaN;
+    for (let y = start + 1; y < height; y++) {
+      const a = profiles[base + y]!;
+      if (a < threshold) {
+        const b = profiles[base + y - 1]!;
+        bottom = y - (threshold - a) / (b - a);
+        break;
+      }
+    }
+    if (Number.isNaN(top) || Number.isNaN(bottom)) continue;
+    tops[k] = top;
+    bottoms[k] = bottom;
+    valid++;
+  }
+  return { tops, bottoms, valid };
 }
 
 /** Per column, linear interpolation between window centres, extended linearly to the image edges. */
