@@ -2,15 +2,18 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ALERT_RULES } from '../alerts/alert-rules.ts';
+import { CONFIG_DEFAULTS } from '../config/pipeline-config.ts';
 import { DaemonStats, quantile } from '../daemon/daemon-stats.ts';
 import { startMetricsServer } from '../daemon/metrics-server.ts';
 import { type CompletedScan, runDaemon } from '../daemon/run-daemon.ts';
 import { scoreAgainstTruth } from '../eval/score-against-truth.ts';
 import { loadModel } from '../inference/load-model.ts';
 import { createLogger } from '../log.ts';
+import { takeCredits } from '../operators/take-credits.ts';
 import { runLiveScanner } from '../sim/live-scanner.ts';
 import { formatAlert } from '../sinks/format-alert.ts';
 import { createJsonlAlertSink, streamSink } from '../sinks/jsonl-alert-sink.ts';
+import { SliceCredits } from '../sources/slice-credits.ts';
 import { watchFolder } from '../sources/watch-folder.ts';
 import { LiveView } from '../view/live-view.ts';
 import type { CommandContext } from './command-context.ts';
@@ -75,8 +78,14 @@ export async function demoCommand(args: readonly string[], ctx: CommandContext):
   ctx.signal.addEventListener('abort', stop, { once: true });
   try {
     let completed: CompletedScan | undefined;
+    const credits = new SliceCredits();
     const daemon = runDaemon({
-      source: watchFolder(watch, { idleTimeoutMs: 30_000, stabilityMs: 150, missingSliceTimeoutMs: 5_000 }),
+      source: watchFolder(watch, {
+        idleTimeoutMs: 30_000,
+        stabilityMs: 150,
+        missingSliceTimeoutMs: 5_000,
+      }).pipe(takeCredits(credits, CONFIG_DEFAULTS.maxSlicesInFlight * 2, (event) => event.type === 'slice')),
+      credits,
       out,
       model,
       sinks,

@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import type { Observable } from 'rxjs';
-import { DEFAULT_ALERT_RULES } from '../alerts/alert-rules.ts';
 import {
   CONFIG_DEFAULTS,
   KAFKA_DEFAULTS,
@@ -13,10 +12,9 @@ import { startMetricsServer } from '../daemon/metrics-server.ts';
 import { type CompletedScan, runDaemon } from '../daemon/run-daemon.ts';
 import { OutputError, UsageError } from '../errors.ts';
 import { describeLayout, loadModel } from '../inference/load-model.ts';
-import { PROVIDERS } from '../inference/open-onnx-session.ts';
 import { kafkaSecurityFromEnv } from '../kafka/kafka-client.ts';
-import { parseKafkaUrl } from '../kafka/parse-kafka-url.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { takeCredits } from '../operators/take-credits.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
 import { formatAlert } from '../sinks/format-alert.ts';
 import { createJsonlAlertSink, streamSink } from '../sinks/jsonl-alert-sink.ts';
@@ -27,7 +25,8 @@ import type { SourceEvent } from '../sources/source-event.ts';
 import { watchFolder } from '../sources/watch-folder.ts';
 import { LiveView } from '../view/live-view.ts';
 import type { CommandContext } from './command-context.ts';
-import { choiceOption, intOption, parseOptions, positiveOption, stringOption } from './parse-options.ts';
+import { parseOptions, stringOption } from './parse-options.ts';
+import { applyFlags } from './run-flags.ts';
 
 export const RUN_HELP = `Usage:
   xct-sentinel run --watch DIR --out DIR [--model tnet|unet|enet] [--alerts FILE]
@@ -156,8 +155,10 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
     // Human summaries go where they do not break a JSON-lines stream.
     const say = (line: string) => (stdoutIsJson ? ctx.stderr : ctx.stdout).write(line);
     const f = config.source.folder;
-    // The Kafka source takes a credit per slice; the daemon gives it back (the folder source takes none).
+    // Either source takes a credit per slice (the folder's wait in takeCredits, as paths); the
+    // daemon gives it back.
     const credits = new SliceCredits();
+    const window = config.inference.maxSlicesInFlight * 2;
     const sliceSource = kafkaSlices
       ? kafkaSliceSource({
           brokers: kafkaSlices.brokers,
@@ -169,7 +170,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
           // KafkaJS wants heartbeats at most a third of the session apart.
           sessionTimeoutMs: kafkaSlices.sessionTimeoutSeconds * 1000,
           heartbeatIntervalMs: Math.min(3000, (kafkaSlices.sessionTimeoutSeconds * 1000) / 3),
-          maxInFlight: config.inference.maxSlicesInFlight * 2,
+          maxInFlight: window,
           credits,
           onHealth: (problem) => stats.sourceHealth(problem),
         })
@@ -183,7 +184,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
           stabilityMs: f.stabilityMs,
           followSymlinks: f.followSymlinks,
         }),
-      });
+      }).pipe(takeCredits(credits, window, (event) => event.type === 'slice'));
     sourceClose = sliceSource?.close;
     say(
       `${kafkaSlices ? `reading ${kafkaSlices.topic} on ${kafkaSlices.brokers.join(',')} as group ${groupId}` : `watching ${f?.path}`} with model ${model.identity.name} ${model.identity.version} on ${model.identity.provider}${model.fallbackReason ? ` (fallback: ${model.fallbackReason})` : ''} (${describeLayout(model)}); masks to ${config.output.zarr}\n`,
@@ -236,108 +237,6 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
 }
 
 type Values = Parameters<typeof stringOption>[0];
-
-function applyFlags(c: PipelineConfig, values: Values): PipelineConfig {
-  const watch = stringOption(values, 'watch');
-  const out = stringOption(values, 'out');
-  const alerts = stringOption(values, 'alerts');
-  const modelsDir = stringOption(values, 'models-dir');
-  const next: PipelineConfig = structuredClone(c);
-  if (watch !== undefined)
-    next.source = {
-      folder: {
-        ...(next.source.folder ??
-          validatePipelineConfig({ source: { folder: { path: watch } }, output: { zarr: '.' } }).source
-            .folder!),
-        path: watch,
-      },
-    };
-  const source = stringOption(values, 'source');
-  if (source !== undefined) {
-    const endpoint = parseKafkaUrl(source, { option: '--source', defaultTopic: KAFKA_DEFAULTS.sliceTopic });
-    next.source = {
-      kafka: {
-        ...endpoint,
-        group: next.source.kafka?.group ?? KAFKA_DEFAULTS.group,
-        fileRoots: next.source.kafka?.fileRoots ?? [],
-        sessionTimeoutSeconds:
-          next.source.kafka?.sessionTimeoutSeconds ?? CONFIG_DEFAULTS.sessionTimeoutSeconds,
-      },
-    };
-  }
-  const fileRoots = values['file-root'];
-  if (Array.isArray(fileRoots)) {
-    if (!next.source.kafka)
-      throw new UsageError('--file-root applies to a Kafka source (--source kafka://…)', {
-        option: '--file-root',
-      });
-    next.source.kafka.fileRoots = fileRoots.map(String);
-  }
-  const group = stringOption(values, 'group');
-  if (group !== undefined) {
-    if (!next.source.kafka)
-      throw new UsageError('--group applies to a Kafka source (--source kafka://…)', { option: '--group' });
-    next.source.kafka.group = group;
-  }
-  if (out !== undefined) next.output.zarr = out;
-  if (stringOption(values, 'model') !== undefined) next.model.name = stringOption(values, 'model') as string;
-  if (modelsDir !== undefined) next.model.modelsDir = modelsDir;
-  next.model.provider = choiceOption(values, 'provider', PROVIDERS, next.model.provider);
-  next.model.threads = intOption(values, 'threads', next.model.threads, 0, 1024);
-  next.model.sessions = intOption(values, 'sessions', next.model.sessions, 0, 64);
-  next.inference.maxBatch = intOption(values, 'batch', next.inference.maxBatch, 1, 1024);
-  next.inference.overlap = intOption(values, 'overlap', next.inference.overlap, 0, 96);
-  if (stringOption(values, 'idle-timeout') !== undefined && next.source.folder)
-    next.source.folder.idleTimeoutSeconds = positiveOption(
-      values,
-      'idle-timeout',
-      CONFIG_DEFAULTS.idleTimeoutSeconds,
-    );
-  if (stringOption(values, 'metrics-port') !== undefined)
-    next.metrics = {
-      port: intOption(values, 'metrics-port', 0, 0, 65535),
-      host: next.metrics?.host ?? '127.0.0.1',
-    };
-  if (stringOption(values, 'shutdown-timeout') !== undefined)
-    next.shutdownTimeoutSeconds = positiveOption(
-      values,
-      'shutdown-timeout',
-      CONFIG_DEFAULTS.shutdownTimeoutSeconds,
-    );
-  if (stringOption(values, 'max-scans') !== undefined)
-    next.maxScans = intOption(values, 'max-scans', 1, 1, 1e9);
-  if (alerts !== undefined)
-    next.alerts.sinks =
-      alerts === '-'
-        ? [{ type: 'stdout', format: 'auto' }]
-        : alerts.startsWith('kafka://')
-          ? [
-              {
-                type: 'kafka',
-                ...parseKafkaUrl(alerts, { option: '--alerts', defaultTopic: KAFKA_DEFAULTS.alertTopic }),
-                scanEventsTopic: KAFKA_DEFAULTS.scanEventsTopic,
-              },
-            ]
-          : [{ type: 'jsonl', path: alerts }];
-  const registry = stringOption(values, 'schema-registry');
-  if (registry !== undefined) {
-    if (!/^https?:\/\/[^/\s]+/.test(registry))
-      throw new UsageError(
-        `--schema-registry ${registry}: expected an http(s):// URL, e.g. http://registry:8081`,
-        {
-          option: '--schema-registry',
-        },
-      );
-    const kafka = next.alerts.sinks.filter((s) => s.type === 'kafka');
-    if (kafka.length === 0)
-      throw new UsageError('--schema-registry applies to Kafka alerts (--alerts kafka://…)', {
-        option: '--schema-registry',
-      });
-    for (const s of kafka) s.schemaRegistry = registry;
-  }
-  next.alerts.rules ??= { ...DEFAULT_ALERT_RULES };
-  return next;
-}
 
 /** The pipeline: a pipeline file, or the command line's own, with the flags applied over it. */
 async function runConfig(file: string | undefined, values: Values): Promise<PipelineConfig> {

@@ -52,9 +52,9 @@ export interface DaemonOptions {
    */
   sinkRetry?: { delayMs?: number; maxDelayMs?: number };
   /**
-   * The source's credits (a Kafka source, a replay): one comes back for each of its slices that has
-   * left the pipeline, was ignored, or waits for its successor (held); a held slice that goes on
-   * takes one again. The folder source takes none.
+   * The source's credits (a Kafka source and a replay take them; a folder source through
+   * `takeCredits`): one comes back for each of its slices that has left the pipeline, was ignored,
+   * or waits for its successor (held); a held slice that goes on takes one again.
    */
   credits?: SliceCredits;
   /** Slices decoded or in the model at once: the bound on memory, whatever the writer's pace. */

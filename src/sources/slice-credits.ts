@@ -7,8 +7,8 @@
  * A source hands back the credit of anything it took one for and did not hand over (a poison
  * message, a duplicate, a read that failed).
  *
- * The folder source takes none: it reads no pixels, the files on disk are its buffer, and the
- * pipeline's own gate (`maxSlicesInFlight`) bounds what is decoded.
+ * A source that reads no pixels (the folder source) takes its credits through the `takeCredits`
+ * operator: its events wait there, as references, until a credit is free.
  */
 export class SliceCredits {
   #out = 0;
@@ -42,6 +42,13 @@ export class SliceCredits {
         this.#waiters.add(done);
       });
     }
+    this.#out++;
+    return true;
+  }
+
+  /** Take a credit now if fewer than `window` slices are out: true; else false, nothing taken. */
+  tryTake(window: number): boolean {
+    if (this.#out >= window) return false;
     this.#out++;
     return true;
   }
