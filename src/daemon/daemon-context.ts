@@ -67,6 +67,15 @@ export class ScanRegistry {
     this.stats.scansInMemory = this.#scans.size;
   }
 
+  /**
+   * Let go of a scan that is not finished here (another daemon finishes it): its id is not kept, so
+   * if the scan comes back, it is taken up from its store like any other.
+   */
+  forget(s: ScanState): void {
+    if (this.#scans.get(s.scanId) === s) this.#scans.delete(s.scanId);
+    this.stats.scansInMemory = this.#scans.size;
+  }
+
   values(): IterableIterator<ScanState> {
     return this.#scans.values();
   }

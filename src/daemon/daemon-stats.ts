@@ -49,6 +49,8 @@ export class DaemonStats {
   readonly batchSize = new Histogram([1, 2, 4, 8, 16, 32, 64, 128]);
   scansStarted = 0;
   scansCompleted = 0;
+  /** Scans let go unfinished because the source gave them to another daemon (a Kafka rebalance). */
+  scansHandedOver = 0;
   /**
    * Scans whose state the daemon holds: those under way. A finished scan is let go (only its id is
    * kept, so a late slice of it is told apart), so this stays bounded over a long run.

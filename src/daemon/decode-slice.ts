@@ -36,7 +36,7 @@ export async function admitSlice(
     return undefined;
   }
   if (s.resumed) await s.resumed;
-  if (s.failed) return undefined;
+  if (s.failed || s.handedOver) return undefined;
   if (s.durable.has(ref.z)) {
     s.processed++;
     ctx.stats.slicesResumed++;

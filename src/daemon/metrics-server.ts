@@ -119,6 +119,11 @@ export function renderMetrics(stats: DaemonStats): string {
     'Scans completed (outputs flushed, summary emitted).',
     stats.scansCompleted,
   );
+  counter(
+    'xct_scans_handed_over_total',
+    'Scans let go unfinished: their Kafka partition went to another member of the group, which finishes them.',
+    stats.scansHandedOver,
+  );
   gauge(
     'xct_scans_in_memory',
     'Scans whose state the daemon holds: those under way (a finished scan is let go).',

@@ -26,6 +26,10 @@ export function finishScanIfDone(
   s: ScanState,
   hooks: { completed?: (scan: CompletedScan) => void; released: () => void },
 ): boolean {
+  if (s.handedOver !== undefined) {
+    letGo(ctx, s, hooks.released);
+    return false;
+  }
   if (!s.ended || s.pending > 0 || s.finished || s.skipped > 0) return false;
   s.finished = true;
   // Its pixels are not needed again; the rest goes once its outputs are complete.
@@ -36,6 +40,24 @@ export function finishScanIfDone(
     hooks.released();
   });
   return true;
+}
+
+/**
+ * A scan handed to another daemon, once none of its slices is left in the pipeline: its writer
+ * closed (waiting for a write under way; no extent, progress or summary is written) and its state
+ * forgotten. Its store is the new owner's.
+ */
+function letGo(ctx: DaemonContext, s: ScanState, released: () => void): void {
+  if (s.pending > 0 || s.finished) return;
+  s.finished = true;
+  s.previous = undefined;
+  s.lookahead = undefined;
+  s.chain = s.chain.then(async () => {
+    await s.writer?.close();
+    ctx.scans.forget(s);
+    ctx.stats.scansHandedOver++;
+    released();
+  });
 }
 
 async function completeScan(

@@ -34,6 +34,11 @@ export interface ScanState {
   skipped: number;
   ended: boolean;
   finished: boolean;
+  /**
+   * Why the source gave the scan to another daemon, once it did: nothing more of it is written or
+   * alerted here, and its state goes once its slices have left the pipeline.
+   */
+  handedOver?: string;
   /** Set once the scan's outputs failed: later slices are skipped, other scans carry on. */
   failed: string | undefined;
   width?: number;

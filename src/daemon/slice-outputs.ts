@@ -17,7 +17,7 @@ export function writeSliceOutputs(ctx: DaemonContext, slice: MaskedSlice): Promi
 }
 
 async function outputs(ctx: DaemonContext, s: ScanState, slice: MaskedSlice): Promise<void> {
-  if (s.failed) return;
+  if (s.failed || s.handedOver) return;
   const { stats, log } = ctx;
   // Quantized once (by thresholdMask): what the store keeps is also what the tracker sees, so a
   // scan rebuilt from its store after a restart tracks exactly what an uninterrupted run would have.
@@ -37,6 +37,9 @@ async function outputs(ctx: DaemonContext, s: ScanState, slice: MaskedSlice): Pr
     failScan(ctx, s, cause, 'zarr');
     return;
   }
+  // Handed over while its chunks were being written: the new owner, reading the store back,
+  // raises this slice's alerts; raising them here too would send them twice.
+  if (s.handedOver) return;
   if (!s.announced) {
     s.announced = true;
     await ctx.delivery.scanEvent(scanEventFor(s, 'started'));

@@ -47,11 +47,11 @@ export function takeSourceEvent(ctx: DaemonContext, event: SourceEvent, intake: 
     }
     case 'slice': {
       const s = scans.open(event.scanId);
-      if (s.finished) {
+      if (s.finished || s.handedOver !== undefined) {
         intake.ignored();
         log.warn(
           { scanId: event.scanId, slice: event.z },
-          `slice ${event.z} arrived after scan ${event.scanId} ended; ignored`,
+          `slice ${event.z} arrived after scan ${event.scanId} ${s.finished ? 'ended' : 'was handed over'}; ignored`,
         );
         break;
       }
@@ -93,6 +93,19 @@ export function takeSourceEvent(ctx: DaemonContext, event: SourceEvent, intake: 
         { scanId: event.scanId, reason: event.reason },
         `scan ${event.scanId} ended (${event.reason})`,
       );
+      intake.finishIfDone(s);
+      break;
+    }
+    case 'scan-handed-over': {
+      const s = scans.get(event.scanId);
+      if (!s || s.handedOver !== undefined) break;
+      s.handedOver = event.reason;
+      log.info(
+        { scanId: event.scanId, reason: event.reason, inPipeline: s.pending },
+        `scan ${event.scanId} handed over (${event.reason}): it is let go unfinished, its store left to the new owner`,
+      );
+      // Its held slice goes on, to leave the pipeline unprocessed like the rest of its slices.
+      intake.releaseHeld(s);
       intake.finishIfDone(s);
       break;
     }

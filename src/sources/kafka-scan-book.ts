@@ -9,6 +9,8 @@ export interface Held {
 }
 
 interface ScanTrack {
+  /** The partition its slices come on (keyed by scan id, a scan stays on one). */
+  partition: number;
   meta: ScanMeta;
   width: number;
   height: number;
@@ -56,7 +58,7 @@ export class KafkaScanBook {
    * producer retry, a rebalance) or one of an ended scan, whose offset follows the first copy's.
    */
   take(slice: SliceMessage, image: DecodedImage, held: Held, readyAt: number): boolean {
-    const scan = this.#scans.get(slice.scanId) ?? this.#open(slice, image);
+    const scan = this.#scans.get(slice.scanId) ?? this.#open(slice, image, held.partition);
     if (scan.seen.has(slice.z) || scan.ended) {
       const pending = scan.slices.get(slice.z);
       if (pending) pending.push(held);
@@ -113,12 +115,34 @@ export class KafkaScanBook {
     if (scan.idle) clearTimeout(scan.idle);
   }
 
+  /**
+   * The group gave this member the partitions `mine` (a rebalance): the scans on any other partition
+   * are another member's now. Each is forgotten (its offsets are the new owner's to commit, the
+   * slices in work no longer count against the window) and the pipeline is told to let it go.
+   */
+  handOver(mine: ReadonlySet<number>): void {
+    for (const [scanId, scan] of [...this.#scans]) {
+      if (mine.has(scan.partition)) continue;
+      if (scan.idle) clearTimeout(scan.idle);
+      for (let i = 0; i < scan.slices.size; i++) {
+        this.inFlight--;
+        this.o.released();
+      }
+      this.#scans.delete(scanId);
+      this.o.emit({
+        type: 'scan-handed-over',
+        scanId,
+        reason: `partition ${scan.partition} went to another member of the group`,
+      });
+    }
+  }
+
   /** The source closes: no scan ends by idle timeout any more. */
   stopTimers(): void {
     for (const scan of this.#scans.values()) if (scan.idle) clearTimeout(scan.idle);
   }
 
-  #open(slice: SliceMessage, image: DecodedImage): ScanTrack {
+  #open(slice: SliceMessage, image: DecodedImage, partition: number): ScanTrack {
     const meta: ScanMeta = {
       width: image.width,
       height: image.height,
@@ -126,6 +150,7 @@ export class KafkaScanBook {
       ...(slice.voxelSizeUm !== null && { voxelSizeUm: slice.voxelSizeUm }),
     };
     const scan: ScanTrack = {
+      partition,
       meta,
       width: image.width,
       height: image.height,

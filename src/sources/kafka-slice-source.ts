@@ -122,6 +122,8 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
   const stopping = new AbortController();
   let closing = false;
   let closed: Promise<void> | undefined;
+  /** The partitions of the latest join: a message of any other is not handed over. */
+  let mine: ReadonlySet<number> | undefined;
 
   const committer = new OffsetCommitter({ topic, log, consumer: () => consumer });
   const finish = (held: Held) => committer.finish(held);
@@ -135,37 +137,27 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     idleTimeoutMs,
   });
 
-  const deadLetter = async (payload: EachMessagePayload, error: XctError): Promise<void> => {
-    if (!producer) return;
-    await moveToDeadLetter(producer, payload, error, { topic, deadLetterTopic, log });
-    subscriber?.next({
-      type: 'error',
-      ...(error.context.scanId !== undefined && { scanId: error.context.scanId }),
-      error,
-    });
-  };
-
-  const decode = ({ partition, message }: EachMessagePayload) =>
-    readSliceMessage(
-      message.value,
-      { topic, partition, offset: message.offset },
-      { fileRoots: options.fileRoots ?? [], scanSize: (scanId) => book.size(scanId) },
-    );
-
   const eachMessage = async (payload: EachMessagePayload): Promise<void> => {
     const { partition, message } = payload;
     // Closing: not handed on, not committed; the next owner of the partition reads it.
     if (!(await awaitCredit(credits, maxInFlight, stopping.signal, payload.heartbeat))) return;
+    // Its partition went to another member while this waited: that member reads it.
+    if (mine && !mine.has(partition)) {
+      credits.give();
+      return;
+    }
     committer.add(partition, message.offset);
     const held: Held = { partition, offset: message.offset };
-    let decoded: { slice: SliceMessage; image: DecodedImage };
-    try {
-      decoded = await decode(payload);
-    } catch (err) {
-      const error = isXctError(err)
-        ? err
-        : new DecodeError(`cannot decode ${topic}[${partition}]@${message.offset}`, {}, { cause: err });
-      await deadLetter(payload, error);
+    const decoded = await readOrDeadLetter(payload, {
+      topic,
+      deadLetterTopic,
+      log,
+      producer,
+      fileRoots: options.fileRoots ?? [],
+      book,
+      emit: (event) => subscriber?.next(event),
+    });
+    if (!decoded) {
       credits.give();
       finish(held);
       return;
@@ -196,8 +188,13 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
       ...(options.rebalanceTimeoutMs !== undefined && { rebalanceTimeoutMs: options.rebalanceTimeoutMs }),
       ...(options.fromBeginning !== undefined && { fromBeginning: options.fromBeginning }),
       eachMessage,
-      // Partitions gone to another member: their uncommitted offsets are its to re-read.
-      joined: (mine) => committer.retain(mine),
+      // Partitions gone to another member: their uncommitted offsets are its to re-read, and their
+      // scans its to finish.
+      joined: (partitions) => {
+        mine = partitions;
+        committer.retain(partitions);
+        book.handOver(partitions);
+      },
       health: healthReporter(options.onHealth),
       current: (c) => {
         consumer = c;
@@ -248,6 +245,44 @@ export function kafkaSliceSource(options: KafkaSliceSourceOptions): KafkaSliceSo
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/**
+ * A message's slice and pixels; or, for a message that is not a valid slice, undefined once it is
+ * on the dead-letter topic (with its error and source offset) and the pipeline told.
+ */
+async function readOrDeadLetter(
+  payload: EachMessagePayload,
+  o: {
+    topic: string;
+    deadLetterTopic: string;
+    log: Logger;
+    producer: KafkaProducer | undefined;
+    fileRoots: readonly string[];
+    book: KafkaScanBook;
+    emit: (event: SourceEvent) => void;
+  },
+): Promise<{ slice: SliceMessage; image: DecodedImage } | undefined> {
+  const { partition, message } = payload;
+  try {
+    return await readSliceMessage(
+      message.value,
+      { topic: o.topic, partition, offset: message.offset },
+      { fileRoots: o.fileRoots, scanSize: (scanId) => o.book.size(scanId) },
+    );
+  } catch (err) {
+    const error: XctError = isXctError(err)
+      ? err
+      : new DecodeError(`cannot decode ${o.topic}[${partition}]@${message.offset}`, {}, { cause: err });
+    if (!o.producer) return undefined;
+    await moveToDeadLetter(o.producer, payload, error, o);
+    o.emit({
+      type: 'error',
+      ...(error.context.scanId !== undefined && { scanId: error.context.scanId }),
+      error,
+    });
+    return undefined;
+  }
 }
 
 /** The options with their defaults, checked. */

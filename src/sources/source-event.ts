@@ -20,4 +20,9 @@ export type SourceEvent =
   | { type: 'slice'; scanId: string; z: number; path?: string; readyAt: number; image?: DecodedImage }
   | { type: 'slice-missing'; scanId: string; z: number; reason: string }
   | { type: 'scan-end'; scanId: string; reason: string; slices: number; missing: number[] }
+  /**
+   * The source no longer has the scan (its Kafka partition went to another group member): the
+   * pipeline lets it go unfinished, writing nothing more of it, so its store is the new owner's.
+   */
+  | { type: 'scan-handed-over'; scanId: string; reason: string }
   | { type: 'error'; scanId?: string; path?: string; error: XctError };

@@ -5,12 +5,14 @@ import t, { type Test } from 'tap';
 import * as zarr from 'zarrita';
 import { DEFAULT_ALERT_RULES } from '../../src/alerts/alert-rules.ts';
 import type { DendriteAlert } from '../../src/alerts/dendrite-alert.ts';
+import { ALERT_JOURNAL_FILE } from '../../src/daemon/alert-journal.ts';
 import { type CompletedScan, runDaemon } from '../../src/daemon/run-daemon.ts';
 import { loadModel, type SegmentationModel } from '../../src/inference/load-model.ts';
 import { publishSimulatedScan } from '../../src/kafka/publish-simulated-scan.ts';
 import { silentLogger } from '../../src/log.ts';
 import { createKafkaAlertSink } from '../../src/sinks/kafka-alert-sink.ts';
 import { kafkaSliceSource } from '../../src/sources/kafka-slice-source.ts';
+import { differingFiles, storeFiles } from '../daemon/restart-fixtures.ts';
 import { captureLog } from './capture-log.ts';
 import { type MockKafka, randomTopic, readTopic, startMockKafka } from './mock-kafka.ts';
 import { decodePlain, plainType } from './plain-avro.ts';
@@ -206,5 +208,98 @@ t.test(
     // so its tracker stands where the other's stood and it raises nothing twice.
     const ids = onTopic.map((r) => r.alertId);
     t.equal(new Set(ids).size, ids.length, `no alert id twice across the takeover (${ids.length} alerts)`);
+  },
+);
+
+t.test(
+  'a second daemon joins mid-scan: the scan that moves is let go by the first and finished by the second, its store an undisturbed run’s, each alert once',
+  async (t) => {
+    const kafka = await startMockKafka(t);
+    const topic = randomTopic('slices');
+    const alerts = randomTopic('alerts');
+    const refAlerts = randomTopic('alerts');
+    const groupId = randomTopic('group');
+    await kafka.createTopic(topic, 2);
+    const root = t.testdir({ shared: {}, ref: {} });
+    const shared = join(root, 'shared');
+    const [scanA, scanB] = scansOnBothPartitions();
+
+    const a = await startDaemon(t, kafka, { topic, alerts, groupId, out: shared, maxScans: 1 });
+    await waitFor('daemon A to join', () => a.partitions().length === 2, 30_000);
+    const published = Promise.all(
+      [scanA, scanB].map((scanId, i) =>
+        publishSimulatedScan({
+          brokers: kafka.brokers,
+          topic,
+          scanId,
+          seed: 901_001 + i,
+          size: SIZE,
+          slices: SLICES,
+          rate: 5,
+          log: silentLogger,
+        }),
+      ),
+    );
+    // Both scans under way on A, neither finished: then B joins and the group splits the partitions.
+    await waitFor('daemon A a quarter into the two scans', () => a.done.length >= SLICES / 2, 60_000);
+    const b = await startDaemon(t, kafka, { topic, alerts, groupId, out: shared, maxScans: 1 });
+    await waitFor(
+      'each daemon to own one partition',
+      () => a.partitions().length === 1 && b.partitions().length === 1,
+      120_000,
+    ).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\nA:\n${a.history()}\nB:\n${b.history()}`);
+    });
+    const moved = b.partitions()[0] === 0 ? scanA : scanB;
+    const kept = moved === scanA ? scanB : scanA;
+    t.ok(
+      a.done.some((d) => d.startsWith(`${moved}/`)),
+      `A had begun ${moved} before it moved to B`,
+    );
+    await published;
+    const [aStats, bStats] = await Promise.all([a.run, b.run]);
+    t.same(
+      a.completed.map((c) => c.scanId),
+      [kept],
+      'A completed the scan it kept, and not the one it let go',
+    );
+    t.same(
+      b.completed.map((c) => c.scanId),
+      [moved],
+      'B completed the scan it took over',
+    );
+    t.equal(aStats.scansHandedOver, 1, 'A counts the scan it let go (xct_scans_handed_over_total)');
+    t.equal(bStats.scansHandedOver, 0, 'B let none go');
+
+    // The undisturbed run: one daemon, a group of its own, the whole topic.
+    const ref = await startDaemon(t, kafka, {
+      topic,
+      alerts: refAlerts,
+      groupId: randomTopic('group'),
+      out: join(root, 'ref'),
+      maxScans: 2,
+    });
+    await ref.run;
+    for (const scanId of [scanA, scanB]) {
+      const [x, y] = await Promise.all([
+        storeFiles(join(root, 'ref', `${scanId}.ome.zarr`), [ALERT_JOURNAL_FILE]),
+        storeFiles(join(shared, `${scanId}.ome.zarr`), [ALERT_JOURNAL_FILE]),
+      ]);
+      t.same([...y.keys()].sort(), [...x.keys()].sort(), `${scanId}: the same files`);
+      t.same(differingFiles(x, y), [], `${scanId}: byte for byte the undisturbed run’s store`);
+    }
+
+    const type = plainType('dendrite-alert');
+    const idsOn = async (alertTopic: string, count: number) =>
+      (await readTopic({ brokers: kafka.brokers, topic: alertTopic, count, settleMs: 1000 })).map(
+        (m) => decodePlain(type, m.value).alertId,
+      );
+    const ids = await idsOn(alerts, a.raised.length + b.raised.length);
+    t.equal(new Set(ids).size, ids.length, `no alert id twice across the rebalance (${ids.length} alerts)`);
+    t.same(
+      [...ids].sort(),
+      (await idsOn(refAlerts, ref.raised.length)).sort(),
+      'the same alerts as the undisturbed run',
+    );
   },
 );

@@ -52,3 +52,43 @@ t.test('the size of a scan is what its first slice said', async (t) => {
   b.take(s, image(s), at(1), 1);
   t.match(b.size('cell'), { width: 16, height: 16 });
 });
+
+t.test(
+  'a rebalance: the scans of partitions gone to another member are handed over, not finished',
+  async (t) => {
+    const { b, events, finished, released } = book();
+    const on = (partition: number, offset: number): Held => ({ partition, offset: String(offset) });
+    const kept = [0, 1].map((z) => testSlice('kept', z, { expected: 4 }));
+    const moved = [0, 1].map((z) => testSlice('moved', z, { expected: 4 }));
+    b.take(kept[0]!, image(kept[0]!), on(0, 1), 1);
+    b.take(moved[0]!, image(moved[0]!), on(1, 1), 1);
+    b.take(moved[1]!, image(moved[1]!), on(1, 2), 2);
+    b.sliceDone({ scanId: 'moved', z: 0 });
+    t.same(finished, ['1'], 'moved/0 done before the rebalance: its offset finished');
+    events.length = 0;
+    b.handOver(new Set([0]));
+    t.same(events, [
+      {
+        type: 'scan-handed-over',
+        scanId: 'moved',
+        reason: 'partition 1 went to another member of the group',
+      },
+    ]);
+    t.equal(b.inFlight, 1, 'moved/1 no longer counts against the window; kept/0 does');
+    t.equal(released(), 2, 'moved/0 by its sliceDone, moved/1 by the hand-over');
+    b.sliceDone({ scanId: 'moved', z: 1 });
+    t.same(finished, ['1'], 'the moved scan’s later work finishes no offset: they are the new owner’s');
+    t.equal(released(), 2);
+    b.handOver(new Set([0]));
+    t.equal(events.length, 1, 'a second join with the same partitions hands over nothing more');
+    // The partition comes back: the scan is new to this member again.
+    b.take(moved[1]!, image(moved[1]!), on(1, 2), 3);
+    t.same(
+      events.slice(1).map((e) => e.type),
+      ['scan-start', 'slice'],
+      'taken up again from its first slice seen, as any scan is',
+    );
+    b.sliceDone({ scanId: 'kept', z: 0 });
+    t.same(finished, ['1', '1'], 'the kept scan goes on as before');
+  },
+);
