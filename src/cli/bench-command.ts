@@ -3,12 +3,15 @@ import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ALERT_RULES } from '../alerts/alert-rules.ts';
+import { CONFIG_DEFAULTS } from '../config/pipeline-config.ts';
 import { DaemonStats, quantile } from '../daemon/daemon-stats.ts';
 import { startMetricsServer } from '../daemon/metrics-server.ts';
 import { runDaemon } from '../daemon/run-daemon.ts';
 import { measureSpeed } from '../eval/evaluate-model.ts';
 import { describeLayout, loadModel, type SegmentationModel } from '../inference/load-model.ts';
 import { runLiveScanner } from '../sim/live-scanner.ts';
+import { creditedFolder } from '../sources/credited-folder.ts';
+import { SliceCredits } from '../sources/slice-credits.ts';
 import { watchFolder } from '../sources/watch-folder.ts';
 import { LiveView } from '../view/live-view.ts';
 import { soak } from './bench-soak.ts';
@@ -46,6 +49,9 @@ Benchmarks the live pipeline on a fixed simulated scan (seed 4242):
      to the faster of the two (goal ≥ 0.9).
 `;
 
+/** The folder source's credit window, as `run` gives it with the default maxSlicesInFlight. */
+const CREDIT_WINDOW = CONFIG_DEFAULTS.maxSlicesInFlight * 2;
+
 /** `npm run bench`: end-to-end throughput against bare inference, latency and memory. */
 export async function benchCommand(args: readonly string[], ctx: CommandContext): Promise<number> {
   const { values } = parseOptions('bench', args, SPEC);
@@ -70,12 +76,14 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
     await runLiveScanner({ out: watch, seed: 4242, size, slices, rate: 1e6, scanId: 'bench' });
     ctx.progress('throughput run…');
     const stats = new DaemonStats();
+    const credits = new SliceCredits();
     let first = Number.NaN;
     let last = Number.NaN;
     const cpuBefore = process.cpuUsage();
     const mainBefore = mainThreadCpuMs();
     await runDaemon({
-      source: watchFolder(watch, { stabilityMs: 50, idleTimeoutMs: 60_000 }),
+      source: creditedFolder(watch, { stabilityMs: 50, idleTimeoutMs: 60_000 }, credits, CREDIT_WINDOW),
+      credits,
       out: join(root, 'out'),
       model,
       sinks: [],
@@ -194,11 +202,13 @@ async function liveLatencies(
   o: { root: string; size: number; slices: number; rate: number; batch: number },
 ): Promise<number[]> {
   const live = join(o.root, 'live');
+  const credits = new SliceCredits();
   await mkdir(live);
   const latencies: number[] = [];
   const pending: Promise<void>[] = [];
   const daemon = runDaemon({
-    source: watchFolder(live, { stabilityMs: 50, idleTimeoutMs: 60_000 }),
+    source: creditedFolder(live, { stabilityMs: 50, idleTimeoutMs: 60_000 }, credits, CREDIT_WINDOW),
+    credits,
     out: join(o.root, 'out-live'),
     model,
     sinks: [],

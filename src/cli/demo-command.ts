@@ -9,12 +9,11 @@ import { type CompletedScan, runDaemon } from '../daemon/run-daemon.ts';
 import { scoreAgainstTruth } from '../eval/score-against-truth.ts';
 import { loadModel } from '../inference/load-model.ts';
 import { createLogger } from '../log.ts';
-import { takeCredits } from '../operators/take-credits.ts';
 import { runLiveScanner } from '../sim/live-scanner.ts';
 import { formatAlert } from '../sinks/format-alert.ts';
 import { createJsonlAlertSink, streamSink } from '../sinks/jsonl-alert-sink.ts';
+import { creditedFolder } from '../sources/credited-folder.ts';
 import { SliceCredits } from '../sources/slice-credits.ts';
-import { watchFolder } from '../sources/watch-folder.ts';
 import { LiveView } from '../view/live-view.ts';
 import type { CommandContext } from './command-context.ts';
 import { intOption, parseOptions, positiveOption, stringOption } from './parse-options.ts';
@@ -80,11 +79,12 @@ export async function demoCommand(args: readonly string[], ctx: CommandContext):
     let completed: CompletedScan | undefined;
     const credits = new SliceCredits();
     const daemon = runDaemon({
-      source: watchFolder(watch, {
-        idleTimeoutMs: 30_000,
-        stabilityMs: 150,
-        missingSliceTimeoutMs: 5_000,
-      }).pipe(takeCredits(credits, CONFIG_DEFAULTS.maxSlicesInFlight * 2, (event) => event.type === 'slice')),
+      source: creditedFolder(
+        watch,
+        { idleTimeoutMs: 30_000, stabilityMs: 150, missingSliceTimeoutMs: 5_000 },
+        credits,
+        CONFIG_DEFAULTS.maxSlicesInFlight * 2,
+      ),
       credits,
       out,
       model,

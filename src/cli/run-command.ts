@@ -14,15 +14,14 @@ import { OutputError, UsageError } from '../errors.ts';
 import { describeLayout, loadModel } from '../inference/load-model.ts';
 import { kafkaSecurityFromEnv } from '../kafka/kafka-client.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { takeCredits } from '../operators/take-credits.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
 import { formatAlert } from '../sinks/format-alert.ts';
 import { createJsonlAlertSink, streamSink } from '../sinks/jsonl-alert-sink.ts';
 import { createKafkaAlertSink, DEFAULT_ALERT_TOPIC } from '../sinks/kafka-alert-sink.ts';
+import { creditedFolder } from '../sources/credited-folder.ts';
 import { DEFAULT_SLICE_GROUP, DEFAULT_SLICE_TOPIC, kafkaSliceSource } from '../sources/kafka-slice-source.ts';
 import { SliceCredits } from '../sources/slice-credits.ts';
 import type { SourceEvent } from '../sources/source-event.ts';
-import { watchFolder } from '../sources/watch-folder.ts';
 import { LiveView } from '../view/live-view.ts';
 import type { CommandContext } from './command-context.ts';
 import { parseOptions, stringOption } from './parse-options.ts';
@@ -177,14 +176,19 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       : undefined;
     const source: Observable<SourceEvent> =
       sliceSource?.events ??
-      watchFolder(f?.path ?? '.', {
-        ...(f && {
-          idleTimeoutMs: f.idleTimeoutSeconds * 1000,
-          missingSliceTimeoutMs: f.missingSliceTimeoutSeconds * 1000,
-          stabilityMs: f.stabilityMs,
-          followSymlinks: f.followSymlinks,
-        }),
-      }).pipe(takeCredits(credits, window, (event) => event.type === 'slice'));
+      creditedFolder(
+        f?.path ?? '.',
+        {
+          ...(f && {
+            idleTimeoutMs: f.idleTimeoutSeconds * 1000,
+            missingSliceTimeoutMs: f.missingSliceTimeoutSeconds * 1000,
+            stabilityMs: f.stabilityMs,
+            followSymlinks: f.followSymlinks,
+          }),
+        },
+        credits,
+        window,
+      );
     sourceClose = sliceSource?.close;
     say(
       `${kafkaSlices ? `reading ${kafkaSlices.topic} on ${kafkaSlices.brokers.join(',')} as group ${groupId}` : `watching ${f?.path}`} with model ${model.identity.name} ${model.identity.version} on ${model.identity.provider}${model.fallbackReason ? ` (fallback: ${model.fallbackReason})` : ''} (${describeLayout(model)}); masks to ${config.output.zarr}\n`,

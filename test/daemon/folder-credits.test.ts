@@ -5,15 +5,15 @@ import { DEFAULT_ALERT_RULES } from '../../src/alerts/alert-rules.ts';
 import { encodeTiff } from '../../src/codecs/encode-tiff.ts';
 import { runDaemon } from '../../src/daemon/run-daemon.ts';
 import { loadModel, type SegmentationModel } from '../../src/inference/load-model.ts';
-import { takeCredits } from '../../src/operators/take-credits.ts';
 import { sliceFileName } from '../../src/sim/live-scanner.ts';
 import { createPhantom } from '../../src/sim/phantom.ts';
 import { renderSlice } from '../../src/sim/render-slice.ts';
+import { creditedFolder } from '../../src/sources/credited-folder.ts';
 import { SliceCredits } from '../../src/sources/slice-credits.ts';
-import { watchFolder } from '../../src/sources/watch-folder.ts';
 
-// The folder source in the one credit protocol: its slices wait in takeCredits, as paths, and the
-// daemon gives each credit back when the slice leaves the pipeline or waits for its successor.
+// The folder source in the one credit protocol (creditedFolder, as `run` makes it): its slices wait
+// in takeCredits, as paths, and the daemon gives each credit back when the slice leaves the
+// pipeline or waits for its successor.
 let model: SegmentationModel;
 t.before(async () => {
   model = await loadModel('unet', { threads: 2 });
@@ -41,11 +41,12 @@ for (const window of [1, 3]) {
     const credits = new SliceCredits();
     let most = 0;
     const done: number[] = [];
-    const source = watchFolder(join(root, 'watch'), {
-      stabilityMs: 50,
-      pollMs: 20,
-      idleTimeoutMs: 60_000,
-    }).pipe(takeCredits(credits, window, (event) => event.type === 'slice'));
+    const source = creditedFolder(
+      join(root, 'watch'),
+      { stabilityMs: 50, pollMs: 20, idleTimeoutMs: 60_000 },
+      credits,
+      window,
+    );
     await runDaemon({
       source,
       credits,
