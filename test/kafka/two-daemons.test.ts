@@ -268,7 +268,12 @@ t.test(
       [moved],
       'B completed the scan it took over',
     );
-    t.equal(aStats.scansHandedOver, 1, 'A counts the scan it let go (xct_scans_handed_over_total)');
+    // At least the scan that moved; more when the split took more than one rebalance and a scan
+    // went away and came back (it is then taken up from the store, as checked below).
+    t.ok(
+      aStats.scansHandedOver >= 1,
+      `A counts the scans it let go (xct_scans_handed_over_total ${aStats.scansHandedOver})`,
+    );
     t.equal(bStats.scansHandedOver, 0, 'B let none go');
 
     // The undisturbed run: one daemon, a group of its own, the whole topic.
