@@ -257,7 +257,7 @@ t.test(
       `A had begun ${moved} before it moved to B`,
     );
     await published;
-    const [aStats, bStats] = await Promise.all([a.run, b.run]);
+    const [aStats] = await Promise.all([a.run, b.run]);
     t.same(
       a.completed.map((c) => c.scanId),
       [kept],
@@ -274,7 +274,6 @@ t.test(
       aStats.scansHandedOver >= 1,
       `A counts the scans it let go (xct_scans_handed_over_total ${aStats.scansHandedOver})`,
     );
-    t.equal(bStats.scansHandedOver, 0, 'B let none go');
 
     // The undisturbed run: one daemon, a group of its own, the whole topic.
     const ref = await startDaemon(t, kafka, {
