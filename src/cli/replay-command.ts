@@ -13,12 +13,14 @@ import { kafkaSecurityFromEnv } from '../kafka/kafka-client.ts';
 import { parseKafkaUrl } from '../kafka/parse-kafka-url.ts';
 import { publishSliceStream } from '../kafka/publish-simulated-scan.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { fbpFilter } from '../recon/fourier-filter.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
 import { formatAlert } from '../sinks/format-alert.ts';
 import { createJsonlAlertSink, streamSink } from '../sinks/jsonl-alert-sink.ts';
 import { createKafkaAlertSink } from '../sinks/kafka-alert-sink.ts';
 import type { ArchiveVolume } from '../sources/archive-volume.ts';
 import { openArchive } from '../sources/open-archive.ts';
+import type { ReconOptions } from '../sources/projections-volume.ts';
 import { replayArchive, replayPace, scanIdFor } from '../sources/replay-archive.ts';
 import { SliceCredits } from '../sources/slice-credits.ts';
 import type { CommandContext } from './command-context.ts';
@@ -27,12 +29,17 @@ import { parseOptions, positiveOption, stringOption } from './parse-options.ts';
 export const REPLAY_HELP = `Usage:
   xct-sentinel replay ARCHIVE [--speed max|1x|Nx] [--rate SLICES_PER_S] [--out DIR]
                       [--alerts FILE|-|kafka://…] [--model tnet|unet|enet] [--models-dir DIR]
-                      [--scan-id ID] [--json] [--log-level LEVEL]
+                      [--scan-id ID] [--center COLUMN] [--filter NAME] [--json] [--log-level LEVEL]
 
 Runs an archived scan through the same pipeline as live data: masks to <out>/<scanId>.ome.zarr,
 dendrite alerts as they are found. ARCHIVE is a finished scan folder (slice files, scan.json), a
 multi-page TIFF (one page per slice), a DXchange HDF5 file (/exchange/data, z × y × x) or a Zarr
-array / OME-Zarr image group.
+array / OME-Zarr image group. A DXchange file of projections (with /exchange/theta and
+/exchange/data_white) is reconstructed as it replays: each detector row, flat- and dark-corrected,
+by filtered back-projection into one slice.
+  --center COLUMN   the rotation axis in detector columns (default: found from the projections
+                    180° apart, and reported)
+  --filter NAME     the FBP filter: shepp-logan (default), ramp (= ram-lak), hann
   --speed max       as fast as the pipeline drains (default); two replays of one archive with one
                     model give the same masks and the same alerts
   --speed 1x | Nx   the original pace (scan.json rate, else file times), or N times faster
@@ -56,6 +63,8 @@ const SPEC = {
   alerts: { type: 'string' },
   model: { type: 'string' },
   'models-dir': { type: 'string' },
+  center: { type: 'string' },
+  filter: { type: 'string' },
   'scan-id': { type: 'string' },
   json: { type: 'boolean' },
   'log-level': { type: 'string' },
@@ -98,7 +107,7 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
   });
 
   // The archive is checked before the model loads: a bad one fails in milliseconds, with one line.
-  const volume = await openArchive(archivePath, { signal: ctx.signal });
+  const volume = await openArchive(archivePath, { signal: ctx.signal, recon: reconOptions(values) });
   let model: SegmentationModel | undefined;
   const sinks: AlertSink[] = [];
   try {
@@ -198,6 +207,23 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
     await model?.close();
     await volume.close();
   }
+}
+
+/** `--center` and `--filter`, checked before the archive opens. */
+function reconOptions(values: Parameters<typeof stringOption>[0]): ReconOptions {
+  const center = stringOption(values, 'center');
+  const filter = stringOption(values, 'filter');
+  const recon: ReconOptions = {};
+  if (center !== undefined) {
+    const c = Number(center);
+    if (center.trim() === '' || !Number.isFinite(c) || c < 0)
+      throw new UsageError(`--center ${center}: expected a detector column ≥ 0, e.g. 296.5`, {
+        option: '--center',
+      });
+    recon.center = c;
+  }
+  if (filter !== undefined) recon.filter = fbpFilter(filter);
+  return recon;
 }
 
 /** Refuse to replay over an earlier replay's store; create `--out`. */

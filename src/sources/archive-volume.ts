@@ -6,7 +6,7 @@ import type { DecodedImage } from '../codecs/decode-tiff.ts';
 import type { ScanMeta } from './source-event.ts';
 
 /** The archive layouts a replay reads. */
-export type ArchiveKind = 'folder' | 'tiff' | 'hdf5' | 'zarr' | 'simulated';
+export type ArchiveKind = 'folder' | 'tiff' | 'hdf5' | 'projections' | 'zarr' | 'simulated';
 
 /** One slice of an archive: a file the pipeline decodes itself, or pixels already decoded. */
 export type ArchiveSlice = { path: string } | { image: DecodedImage };

@@ -10,6 +10,7 @@ import { openHdf5Volume } from './open-hdf5-volume.ts';
 import { openSliceFolder } from './open-slice-folder.ts';
 import { openTiffStack } from './open-tiff-stack.ts';
 import { openZarrVolume } from './open-zarr-volume.ts';
+import type { ReconOptions } from './projections-volume.ts';
 
 const STAGE = 'source';
 const ZARR_METADATA = ['zarr.json', '.zarray', '.zgroup'];
@@ -20,11 +21,12 @@ const EXPECTED =
 
 /**
  * Open an archived scan for replay: a folder of slice files, a multi-page TIFF, a DXchange HDF5
- * file or a Zarr array/group. A missing path is a UsageError; anything unreplayable a DecodeError.
+ * file (projections in it reconstructed with `recon`) or a Zarr array/group. A missing path is a
+ * UsageError; anything unreplayable a DecodeError.
  */
 export async function openArchive(
   path: string,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal; recon?: ReconOptions } = {},
 ): Promise<ArchiveVolume> {
   const { signal } = options;
   const full = resolve(path);
@@ -58,7 +60,7 @@ export async function openArchive(
   const head = await readHead(full, info.size);
   const magic = Buffer.from(head.subarray(0, 8)).toString('hex');
   if (TIFF_MAGIC.some((m) => magic.startsWith(m))) return openTiffStack(full, options);
-  if (await isHdf5(full, info.size, head)) return openHdf5Volume(full);
+  if (await isHdf5(full, info.size, head)) return openHdf5Volume(full, options.recon);
   throw new DecodeError(`${path}: not an archive (${describeStart(head)}); ${EXPECTED}`, {
     path: full,
     stage: STAGE,

@@ -9,6 +9,7 @@ import { basename, extname } from 'node:path';
 import { type Dtype, dtypeOf, type TypedArray } from '../codecs/dtype.ts';
 import { DecodeError } from '../errors.ts';
 import { type ArchiveVolume, checkVolumeShape } from './archive-volume.ts';
+import { projectionsVolume, type ReconOptions, type RowReader } from './projections-volume.ts';
 import type { ScanMeta } from './source-event.ts';
 
 type H5 = typeof import('h5wasm/node');
@@ -19,6 +20,10 @@ type H5Slice = Parameters<H5Dataset['slice']>[0][number];
 
 /** Where DXchange keeps the (reconstructed or projection) stack. */
 export const DXCHANGE_DATA = '/exchange/data';
+/** The projections' angles, the flat (white) and dark fields. */
+const DXCHANGE_THETA = '/exchange/theta';
+const DXCHANGE_WHITE = '/exchange/data_white';
+const DXCHANGE_DARK = '/exchange/data_dark';
 
 const STAGE = 'source';
 const SUPPORTED: readonly Dtype[] = [
@@ -57,8 +62,12 @@ function loadH5wasm(): Promise<H5> {
   return h5wasm;
 }
 
-/** Open `/exchange/data` of a DXchange file; throws a DecodeError naming the file and what is wrong. */
-export async function openHdf5Volume(path: string): Promise<ArchiveVolume> {
+/**
+ * Open `/exchange/data` of a DXchange file; throws a DecodeError naming the file and what is wrong.
+ * Projections (a `/exchange/theta` with an angle per frame, and a `/exchange/data_white`) are
+ * reconstructed row by row (`projectionsVolume`), with `recon`'s axis and filter.
+ */
+export async function openHdf5Volume(path: string, recon: ReconOptions = {}): Promise<ArchiveVolume> {
   const bad = (reason: string, cause?: unknown) =>
     new DecodeError(`${path}: ${reason}`, { path, stage: STAGE }, cause === undefined ? {} : { cause });
   const h5 = await loadH5wasm();
@@ -99,15 +108,31 @@ export async function openHdf5Volume(path: string): Promise<ArchiveVolume> {
     const [depth, height, width] = shape.slice(-3) as [number, number, number];
     if (depth === 0 || height === 0 || width === 0) throw bad(`${DXCHANGE_DATA} is empty (${dims})`);
     const notes: string[] = [];
-    const axes = stringAttribute(dataset, 'axes');
-    if (axes !== undefined && axes.split(':')[0] === 'theta') {
-      notes.push(
-        `${DXCHANGE_DATA} has axes ${axes}: these are projections, not a reconstructed volume; each projection is replayed as a slice`,
-      );
-    }
     const meta: ScanMeta = { width, height };
     const sample = stringValue(file, h5, '/measurement/sample/name');
     if (sample !== undefined) meta.sampleId = sample;
+    const theta = file.get(DXCHANGE_THETA);
+    const white = file.get(DXCHANGE_WHITE);
+    if (theta instanceof h5.Dataset && white instanceof h5.Dataset && lead === 0) {
+      const dark = file.get(DXCHANGE_DARK);
+      const thetaDeg = anglesInDegrees(theta, notes, bad);
+      return projectionsVolume(
+        path,
+        {
+          data: rowReader(dataset, bad, DXCHANGE_DATA),
+          flat: rowReader(white, bad, DXCHANGE_WHITE),
+          ...(dark instanceof h5.Dataset && { dark: rowReader(dark, bad, DXCHANGE_DARK) }),
+          thetaDeg,
+        },
+        { meta, notes, recon, close: () => file.close() },
+      );
+    }
+    const axes = stringAttribute(dataset, 'axes');
+    if (axes !== undefined && axes.split(':')[0] === 'theta') {
+      notes.push(
+        `${DXCHANGE_DATA} has axes ${axes}: these are projections, but the file has no ${DXCHANGE_THETA} and ${DXCHANGE_WHITE} to reconstruct them; each projection is replayed as a slice`,
+      );
+    }
     return hdf5Volume(path, file, dataset, { depth, lead, dtype: dtype as Dtype, meta, notes });
   } catch (err) {
     file.close();
@@ -238,4 +263,79 @@ function stringValue(file: H5File, h5: H5, at: string): string | undefined {
     // As above: optional metadata.
   }
   return undefined;
+}
+
+/**
+ * A 3-D dataset (frames × rows × columns) read one detector row across all its frames, as float32.
+ * Its shape and type are checked when it is opened; a failed read is a DecodeError naming it.
+ */
+function rowReader(
+  dataset: H5Dataset,
+  bad: (reason: string, cause?: unknown) => Error,
+  name: string,
+): RowReader {
+  const { metadata } = dataset;
+  const shape = metadata.shape ?? [];
+  const dtype = dtypeFor(metadata);
+  if (shape.length !== 3)
+    throw bad(`${name} is ${shape.join('×') || 'scalar'}; expected frames × rows × columns`);
+  if (
+    dtype === undefined ||
+    !SUPPORTED.includes(dtype as Dtype) ||
+    (!metadata.littleEndian && metadata.size > 1)
+  )
+    throw bad(
+      `${name} has unsupported type ${dtype ?? describeType(metadata)}; supported: little-endian ${SUPPORTED.join(', ')}`,
+    );
+  const [frames, rows, columns] = shape as [number, number, number];
+  return {
+    shape,
+    row(y) {
+      let data: unknown;
+      try {
+        data = dataset.slice([
+          [0, frames],
+          [y, y + 1],
+        ]);
+      } catch (cause) {
+        throw bad(
+          `cannot read row ${y} of ${name}: ${cause instanceof Error ? cause.message : String(cause)}`,
+          cause,
+        );
+      }
+      const samples = asSamples(data);
+      if (samples === undefined || samples.length !== frames * columns || y < 0 || y >= rows)
+        throw bad(
+          `cannot read row ${y} of ${name}: h5wasm returned ${describeValue(data)}, expected ${frames}×${columns}`,
+        );
+      return samples instanceof Float32Array ? samples : Float32Array.from(samples as ArrayLike<number>);
+    },
+  };
+}
+
+/**
+ * `/exchange/theta` in degrees. DXchange writes degrees; angles that all lie within ±2π and span
+ * more than a quarter turn in radians but less than 7° are taken as radians, and the note says so.
+ */
+function anglesInDegrees(
+  dataset: H5Dataset,
+  notes: string[],
+  bad: (reason: string, cause?: unknown) => Error,
+): Float64Array {
+  let value: unknown;
+  try {
+    value = dataset.value;
+  } catch (cause) {
+    throw bad(`cannot read ${DXCHANGE_THETA}`, cause);
+  }
+  if (!ArrayBuffer.isView(value)) throw bad(`${DXCHANGE_THETA} is not an array of angles`);
+  const angles = Float64Array.from(value as unknown as ArrayLike<number>);
+  if (angles.some((a) => !Number.isFinite(a)))
+    throw bad(`${DXCHANGE_THETA} holds an angle that is not a number`);
+  const span = Math.max(...angles) - Math.min(...angles);
+  if (angles.every((a) => Math.abs(a) <= 2 * Math.PI + 1e-6) && span > Math.PI / 2 && span < 7) {
+    notes.push(`${DXCHANGE_THETA} spans ${span.toFixed(3)}: read as radians`);
+    return angles.map((a) => (a * 180) / Math.PI);
+  }
+  return angles;
 }

@@ -185,6 +185,7 @@ const KIND_NAMES: Readonly<Record<ArchiveVolume['kind'], string>> = {
   folder: 'scan folder',
   tiff: 'multi-page TIFF',
   hdf5: 'HDF5 file',
+  projections: 'DXchange file of projections',
   zarr: 'Zarr array',
   simulated: 'simulated scan',
 };

@@ -82,9 +82,13 @@ t.test('tooth.h5 in a pipe: JSON alerts (the summary only), JSON logs, exit 0', 
     .split('\n')
     .map((line) => JSON.parse(line) as { msg: string; summary?: { slices: number; failed: number } });
   t.ok(
-    logs.some((l) => /these are projections/.test(l.msg)),
-    'warns that the data are projections',
+    logs.some((l) => /projections: 181 angles, 2 rows of 640 columns; each row reconstructed/.test(l.msg)),
+    'says the data are projections, reconstructed',
   );
-  t.match(logs.at(-1), { summary: { slices: 181, failed: 0 } }, 'the last log line is the summary');
+  t.ok(
+    logs.some((l) => /rotation axis found at column/.test(l.msg)),
+    'and where it found the rotation axis',
+  );
+  t.match(logs.at(-1), { summary: { slices: 2, failed: 0 } }, 'the last log line is the summary');
   t.ok(existsSync(join(out, 'tooth.ome.zarr', 'zarr.json')), 'masks written');
 });

@@ -41,7 +41,13 @@ export async function writeHdf5(
   path: string,
   data: H5Data,
   shape: number[],
-  options: { dataset?: string; dtype?: string; attrs?: Record<string, string> } = {},
+  options: {
+    dataset?: string;
+    dtype?: string;
+    attrs?: Record<string, string>;
+    /** More datasets in the same file (their group must be the main dataset's or exist). */
+    more?: { name: string; data: H5Data; shape: number[] }[];
+  } = {},
 ): Promise<void> {
   const lib = await h5();
   const file = new lib.File(path, 'w');
@@ -49,6 +55,7 @@ export async function writeHdf5(
     const name = options.dataset ?? 'exchange/data';
     const parent = name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '';
     if (parent !== '') file.create_group(parent);
+    for (const extra of options.more ?? []) file.create_dataset(extra);
     const dataset = file.create_dataset({
       name,
       data,

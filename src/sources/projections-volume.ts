@@ -1,0 +1,98 @@
+/**
+ * A DXchange file of projections (`/exchange/data` angles × rows × columns, `/exchange/theta`,
+ * `/exchange/data_white`, `/exchange/data_dark`) as a volume of reconstructed slices: slice z is
+ * detector row z, flat- and dark-corrected, −log, and reconstructed by filtered back-projection
+ * into a columns × columns float32 image. Each slice reads only its own row of every projection
+ * and field, so memory follows one row, not the scan.
+ */
+import { basename, extname } from 'node:path';
+import { DecodeError } from '../errors.ts';
+import { reconstructSlice, type Sinogram } from '../recon/fbp.ts';
+import { findCenter } from '../recon/find-center.ts';
+import { lineIntegrals, meanFrame } from '../recon/flat-dark.ts';
+import type { FbpFilter } from '../recon/fourier-filter.ts';
+import type { ArchiveVolume } from './archive-volume.ts';
+import type { ScanMeta } from './source-event.ts';
+
+/** How to reconstruct: the rotation axis (found when not given) and the filter. */
+export interface ReconOptions {
+  center?: number;
+  filter?: FbpFilter;
+}
+
+/** One dataset of the file as the volume needs it: its shape and a row read across its frames. */
+export interface RowReader {
+  shape: readonly number[];
+  /** Row `y` of every frame, frame-major (frames × columns), as float32. */
+  row(y: number): Float32Array;
+}
+
+const STAGE = 'source';
+
+/**
+ * The volume over already opened datasets (`data`, `flat`, optional `dark`) and the angles in
+ * degrees. Throws a DecodeError naming `path` when their shapes do not fit together.
+ */
+export function projectionsVolume(
+  path: string,
+  sets: { data: RowReader; flat: RowReader; dark?: RowReader; thetaDeg: Float64Array },
+  o: { meta: ScanMeta; notes: string[]; recon: ReconOptions; close: () => void },
+): ArchiveVolume {
+  const bad = (reason: string) => new DecodeError(`${path}: ${reason}`, { path, stage: STAGE });
+  const [angles, rows, columns] = sets.data.shape as [number, number, number];
+  if (sets.thetaDeg.length !== angles)
+    throw bad(`/exchange/theta has ${sets.thetaDeg.length} angles for ${angles} projections`);
+  for (const [name, set] of [
+    ['data_white', sets.flat],
+    ['data_dark', sets.dark],
+  ] as const) {
+    if (set && (set.shape.length !== 3 || set.shape[1] !== rows || set.shape[2] !== columns))
+      throw bad(`/exchange/${name} is ${set.shape.join('×')}; expected frames × ${rows} × ${columns}`);
+  }
+  const sinogram = (y: number): Sinogram => {
+    const flat = meanFrame(sets.flat.row(y), sets.flat.shape[0] as number, columns);
+    const dark = sets.dark
+      ? meanFrame(sets.dark.row(y), sets.dark.shape[0] as number, columns)
+      : new Float32Array(columns);
+    return { data: lineIntegrals(sets.data.row(y), flat, dark), angles, columns, thetaDeg: sets.thetaDeg };
+  };
+  let center = o.recon.center;
+  const notes = [...o.notes];
+  if (center === undefined) {
+    const found = findCenter(sinogram(Math.floor(rows / 2)));
+    center = found ?? Math.floor(columns / 2);
+    notes.push(
+      found === undefined
+        ? `no two projections 180° apart: rotation axis taken as column ${center} (set it with --center)`
+        : `rotation axis found at column ${found.toFixed(2)} (row ${Math.floor(rows / 2)}; override with --center)`,
+    );
+  }
+  const filter = o.recon.filter ?? 'shepp-logan';
+  notes.push(
+    `projections: ${angles} angles, ${rows} rows of ${columns} columns; each row reconstructed (filtered back-projection, ${filter}) as a ${columns}×${columns} slice`,
+  );
+  let closed = false;
+  return {
+    kind: 'projections',
+    path,
+    name: basename(path, extname(path)),
+    depth: rows,
+    meta: { ...o.meta, width: columns, height: columns },
+    paceMs: undefined,
+    missing: [],
+    notes,
+    async read(z, options = {}) {
+      options.signal?.throwIfAborted();
+      if (closed) throw bad(`cannot reconstruct slice ${z}: the file is closed`);
+      if (!Number.isSafeInteger(z) || z < 0 || z >= rows)
+        throw bad(`cannot reconstruct slice ${z}: z must be 0 … ${rows - 1}`);
+      const data = reconstructSlice(sinogram(z), { center: center as number, filter });
+      return { image: { width: columns, height: columns, dtype: 'float32', data } };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      o.close();
+    },
+  };
+}
