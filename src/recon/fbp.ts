@@ -41,7 +41,8 @@ export function reconstructSlice(sino: Sinogram, options: FbpOptions = {}): Floa
   if (sino.thetaDeg.length !== angles)
     throw new RangeError(`${sino.thetaDeg.length} angles for ${angles} projections`);
   const center = options.center ?? Math.floor(columns / 2);
-  if (!Number.isFinite(center)) throw new RangeError(`center must be a number, got ${center}`);
+  if (!(Number.isFinite(center) && center >= 0 && center <= columns - 1))
+    throw new RangeError(`center must be a detector column from 0 to ${columns - 1}, got ${center}`);
   const filtered = filterProjections(sino, options.filter ?? 'shepp-logan');
   return backProject(filtered, sino, center);
 }
@@ -51,7 +52,7 @@ export function reconstructSlice(sino: Sinogram, options: FbpOptions = {}): Floa
  * the filter spreads a projection past its ends, and the back-projection of pixels near the circle's
  * edge reads there. Row a of the result starts at the sample for column −`margin(columns)`.
  */
-function filterProjections(sino: Sinogram, filter: FbpFilter): { rows: Float64Array; size: number } {
+function filterProjections(sino: Sinogram, filter: FbpFilter): { rows: Float32Array; size: number } {
   const { angles, columns, data } = sino;
   const size = paddedLength(columns);
   const response = fourierFilter(size, filter);
@@ -60,7 +61,7 @@ function filterProjections(sino: Sinogram, filter: FbpFilter): { rows: Float64Ar
   const spectrum = fft.createComplexArray();
   const product = fft.createComplexArray();
   const back = fft.createComplexArray();
-  const rows = new Float64Array(angles * size);
+  const rows = new Float32Array(angles * size);
   const offset = margin(columns);
   for (let a = 0; a < angles; a++) {
     input.fill(0);
@@ -84,7 +85,7 @@ function margin(columns: number): number {
 }
 
 function backProject(
-  filtered: { rows: Float64Array; size: number },
+  filtered: { rows: Float32Array; size: number },
   sino: Sinogram,
   center: number,
 ): Float32Array {
@@ -92,37 +93,41 @@ function backProject(
   const { rows, size } = filtered;
   const n = columns;
   const radius = Math.floor(n / 2);
-  const out = new Float64Array(n * n);
+  const image = new Float32Array(n * n);
   const offset = margin(columns);
+  const cos = new Float64Array(angles);
+  const sin = new Float64Array(angles);
   for (let a = 0; a < angles; a++) {
     const theta = ((thetaDeg[a] as number) * Math.PI) / 180;
-    const cos = Math.cos(theta);
-    const sin = Math.sin(theta);
-    const base = a * size;
-    for (let y = 0; y < n; y++) {
-      const dy = y - radius;
-      // Sample position in the padded row for x = 0; it moves by cos θ per pixel along the row.
-      let s = -radius * cos - dy * sin + center + offset;
-      const row = y * n;
-      for (let x = 0; x < n; x++, s += cos) {
-        const i = Math.floor(s);
-        if (i < 0 || i + 1 >= size) continue;
+    cos[a] = Math.cos(theta);
+    sin[a] = Math.sin(theta);
+  }
+  // Only the pixels inside the circle (the rest stay 0); for them every sample position lies within
+  // the padded row (|t| ≤ radius, and the row has a margin on both sides), so no bounds check. Each
+  // row of the image is summed over all angles before the next: one row of n accumulators stays in
+  // cache while the angles stream by.
+  const sum = new Float64Array(n);
+  const scale = Math.PI / (2 * angles);
+  for (let y = 0; y < n; y++) {
+    const dy = y - radius;
+    if (dy * dy > radius * radius) continue;
+    const half = Math.floor(Math.sqrt(radius * radius - dy * dy));
+    const x0 = Math.max(0, radius - half);
+    const x1 = Math.min(n - 1, radius + half);
+    sum.fill(0);
+    for (let a = 0; a < angles; a++) {
+      const c = cos[a] as number;
+      const base = a * size;
+      let s = (x0 - radius) * c - dy * (sin[a] as number) + center + offset;
+      for (let x = x0; x <= x1; x++, s += c) {
+        const i = s | 0;
         const f = s - i;
-        out[row + x] =
-          (out[row + x] as number) +
-          (rows[base + i] as number) * (1 - f) +
-          (rows[base + i + 1] as number) * f;
+        const lo = rows[base + i] as number;
+        sum[x] = (sum[x] as number) + lo + ((rows[base + i + 1] as number) - lo) * f;
       }
     }
+    const row = y * n;
+    for (let x = x0; x <= x1; x++) image[row + x] = (sum[x] as number) * scale;
   }
-  const scale = Math.PI / (2 * angles);
-  const image = new Float32Array(n * n);
-  const r2 = radius * radius;
-  for (let y = 0; y < n; y++)
-    for (let x = 0; x < n; x++) {
-      const dx = x - radius;
-      const dy = y - radius;
-      if (dx * dx + dy * dy <= r2) image[y * n + x] = (out[y * n + x] as number) * scale;
-    }
   return image;
 }

@@ -6,7 +6,7 @@
  * and field, so memory follows one row, not the scan.
  */
 import { basename, extname } from 'node:path';
-import { DecodeError } from '../errors.ts';
+import { DecodeError, UsageError } from '../errors.ts';
 import { reconstructSlice, type Sinogram } from '../recon/fbp.ts';
 import { findCenter } from '../recon/find-center.ts';
 import { lineIntegrals, meanFrame } from '../recon/flat-dark.ts';
@@ -57,6 +57,11 @@ export function projectionsVolume(
     return { data: lineIntegrals(sets.data.row(y), flat, dark), angles, columns, thetaDeg: sets.thetaDeg };
   };
   let center = o.recon.center;
+  if (center !== undefined && !(center >= 0 && center <= columns - 1))
+    throw new UsageError(`--center ${center}: the detector has columns 0 … ${columns - 1}`, {
+      option: '--center',
+      path,
+    });
   const notes = [...o.notes];
   if (center === undefined) {
     const found = findCenter(sinogram(Math.floor(rows / 2)));

@@ -212,3 +212,12 @@ t.test('a projections file that does not add up is refused, naming the file and 
   t.teardown(() => volume.close());
   t.match(volume, { kind: 'hdf5', depth: 4 });
 });
+
+t.test('an axis off the detector is refused before anything is read', async (t) => {
+  await t.rejects(openArchive(TOOTH, { recon: { center: 640 } }), {
+    code: 'ERR_USAGE',
+    message: /--center 640: the detector has columns 0 … 639/,
+  });
+  const sino = { data: new Float32Array(8), angles: 2, columns: 4, thetaDeg: new Float64Array([0, 90]) };
+  t.throws(() => reconstructSlice(sino, { center: -1 }), /center must be a detector column from 0 to 3/);
+});
