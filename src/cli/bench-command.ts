@@ -7,6 +7,7 @@ import { CONFIG_DEFAULTS } from '../config/pipeline-config.ts';
 import { DaemonStats, quantile } from '../daemon/daemon-stats.ts';
 import { startMetricsServer } from '../daemon/metrics-server.ts';
 import { runDaemon } from '../daemon/run-daemon.ts';
+import { UsageError } from '../errors.ts';
 import { measureSpeed } from '../eval/evaluate-model.ts';
 import { describeLayout, loadModel, type SegmentationModel } from '../inference/load-model.ts';
 import { runLiveScanner } from '../sim/live-scanner.ts';
@@ -14,6 +15,7 @@ import { creditedFolder } from '../sources/credited-folder.ts';
 import { SliceCredits } from '../sources/slice-credits.ts';
 import { watchFolder } from '../sources/watch-folder.ts';
 import { LiveView } from '../view/live-view.ts';
+import { benchProjections, formatProjections } from './bench-projections.ts';
 import { soak } from './bench-soak.ts';
 import type { CommandContext } from './command-context.ts';
 import { intOption, parseOptions, stringOption, type Values } from './parse-options.ts';
@@ -30,6 +32,9 @@ const SPEC = {
   soak: { type: 'string' },
   'per-scan': { type: 'string' },
   every: { type: 'string' },
+  projections: { type: 'boolean' },
+  columns: { type: 'string' },
+  angles: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -37,6 +42,9 @@ export const BENCH_HELP = `Usage: xct-sentinel bench [--model tnet] [--size 512]
        xct-sentinel bench --view     how fast the live view renders a 1024×1024 slice, its mask and a side view
        xct-sentinel bench --soak N [--size 256] [--per-scan 100] [--every 1000] [--model tnet] [--json]
                                      N slices through the daemon, scan after scan: RSS every 1000 slices
+       xct-sentinel bench --projections [--columns 512,1024] [--angles 720] [--model tnet] [--json]
+                                     reconstructed slices/s per detector width, beside scikit-image's
+                                     iradon on the same sinogram and the model's segmentation of such slices
 
 Benchmarks the live pipeline on a fixed simulated scan (seed 4242):
   1. throughput: the whole scan already on disk, the daemon as fast as it drains: slices/s, patches/s;
@@ -61,6 +69,7 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
   }
   if (values.view) return benchView(ctx);
   if (values.soak !== undefined) return benchSoak(values, ctx);
+  if (values.projections) return benchRecon(values, ctx);
   const name = stringOption(values, 'model') ?? 'tnet';
   const size = intOption(values, 'size', 512, 128, 4096);
   const slices = intOption(values, 'slices', 32, 4, 4096);
@@ -230,6 +239,33 @@ async function liveLatencies(
   await daemon;
   await Promise.all(pending);
   return latencies;
+}
+
+/** `bench --projections`: reconstruction against iradon and against segmentation. */
+async function benchRecon(values: Values, ctx: CommandContext): Promise<number> {
+  const columns = (stringOption(values, 'columns') ?? '512,1024').split(',').map((c) => {
+    const n = Number(c);
+    if (!(Number.isInteger(n) && n >= 16 && n <= 8192))
+      throw new UsageError(`--columns ${c}: expected detector widths from 16 to 8192, e.g. 512,1024`, {
+        option: '--columns',
+      });
+    return n;
+  });
+  const angles = intOption(values, 'angles', 720, 2, 100_000);
+  const batch = intOption(values, 'batch', 16, 1, 1024);
+  const model = await loadModel(stringOption(values, 'model') ?? 'tnet', {});
+  try {
+    const points = await benchProjections(model, { columns, angles, batch, progress: ctx.progress });
+    const name = `${model.identity.name} ${model.identity.version}`;
+    ctx.stdout.write(
+      values.json
+        ? `${JSON.stringify({ machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`, model: model.identity, points })}\n`
+        : `machine        ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}\n${formatProjections(points, name)}`,
+    );
+    return 0;
+  } finally {
+    await model.close();
+  }
 }
 
 /** `bench --soak N`: does the daemon's memory stay flat over many slices and scans? */

@@ -83,3 +83,47 @@ t.test('bench --soak: RSS every N slices over many scans, and finished scans are
   t.equal(report.rssSpread, Math.max(...after) / Math.min(...after), 'spread from the samples after warm-up');
   t.equal(report.flat, report.rssSpread <= 1.1);
 });
+
+t.test('bench --projections --json: reconstruction beside iradon and segmentation, per width', async (t) => {
+  const r = await runCli(
+    ['bench', '--projections', '--columns', '64,96', '--angles', '90', '--model', 'unet', '--json'],
+    { timeoutMs: 240_000 },
+  );
+  t.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as {
+    points: {
+      columns: number;
+      angles: number;
+      reconSlicesPerSecond: number;
+      reconMsPerSlice: number;
+      iradonMsPerSlice?: number;
+      segmentSlicesPerSecond: number;
+      patchesPerSlice: number;
+      limit: string;
+    }[];
+  };
+  t.same(
+    report.points.map((p) => [p.columns, p.angles]),
+    [
+      [64, 90],
+      [96, 90],
+    ],
+  );
+  for (const p of report.points) {
+    t.ok(
+      Math.abs(p.reconSlicesPerSecond * p.reconMsPerSlice - 1000) < 1e-6,
+      `${p.columns}: slices/s is 1000 / ms`,
+    );
+    t.ok((p.iradonMsPerSlice ?? 0) > 0, `${p.columns}: scikit-image's iradon timed on the same sinogram`);
+    t.equal(p.patchesPerSlice, 1, `${p.columns}: one patch per slice`);
+    t.equal(
+      p.limit,
+      p.reconSlicesPerSecond < p.segmentSlicesPerSecond ? 'reconstruction' : 'segmentation',
+      `${p.columns}: the limit is the slower stage`,
+    );
+  }
+
+  const bad = await runCli(['bench', '--projections', '--columns', '64,x'], { timeoutMs: 60_000 });
+  t.not(bad.code, 0);
+  t.match(bad.stderr, /--columns x: expected detector widths/);
+});
