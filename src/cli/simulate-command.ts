@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { OutputError, UsageError } from '../errors.ts';
 import { kafkaSecurityFromEnv } from '../kafka/kafka-client.ts';
 import { isTopicName, parseBrokerList } from '../kafka/parse-kafka-url.ts';
@@ -7,6 +7,7 @@ import { createLogger } from '../log.ts';
 import { exportDataset } from '../sim/export-dataset.ts';
 import { runLiveScanner, WRITE_MODES } from '../sim/live-scanner.ts';
 import { createPhantom, PHANTOM_DEFAULTS } from '../sim/phantom.ts';
+import { writeProjectionScan } from '../sim/projection-scan.ts';
 import { renderPreview } from '../sim/render-preview.ts';
 import type { CommandContext } from './command-context.ts';
 import { choiceOption, intOption, parseOptions, positiveOption, stringOption } from './parse-options.ts';
@@ -18,6 +19,7 @@ export const SIMULATE_HELP = `Usage:
   xct-sentinel simulate --dataset DIR --patches N [--seed N] [--size N] [--slices N] [--neighbour-weight W]
                         [--needle-fraction F] [--input-channels 1|3]
   xct-sentinel simulate --preview FILE.png [--seed N] [--size N] [--slices N] [--dendrites N] [--slice Z]
+  xct-sentinel simulate --projections DIR [--angles 360] [--scan-id ID] [--seed N] [--size N] [--slices N] [--dendrites N]
 
 A synthetic X-ray CT scanner for Li|polymer|Li cells.
   --out DIR       behave like a live scanner: DIR/<scanId>/scan.json, then slice_00000.tif… at
@@ -33,6 +35,12 @@ A synthetic X-ray CT scanner for Li|polymer|Li cells.
                   --input-channels 3 stores each patch with the slices above and below as planes
                   of their own (N×3×P×P), for a model card with inputChannels 3
   --preview FILE  render a slice and a side view, raw and with the ground truth outlined, as PNG
+  --projections DIR
+                  a projection scanner: each slice forward-projected (parallel beam, --angles over
+                  180°) and detected with Poisson noise, as DIR/<scanId>.h5 (DXchange: data,
+                  data_white, data_dark, theta) and DIR/<scanId>.truth.tif; the field of view is the
+                  circle inscribed in the slice (the sample outside it is cut away, truth too).
+                  \`replay DIR/<scanId>.h5\` reconstructs and segments it
 
 Defaults: --seed 1 --size ${PHANTOM_DEFAULTS.size} --slices ${PHANTOM_DEFAULTS.slices} --rate 20 --dendrites ${PHANTOM_DEFAULTS.dendrites} --write-mode rename
 `;
@@ -57,6 +65,8 @@ const SPEC = {
   'neighbour-weight': { type: 'string' },
   'needle-fraction': { type: 'string' },
   'input-channels': { type: 'string' },
+  projections: { type: 'string' },
+  angles: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -67,13 +77,13 @@ export async function simulateCommand(args: readonly string[], ctx: CommandConte
     ctx.stdout.write(SIMULATE_HELP);
     return 0;
   }
-  const modes = (['out', 'kafka', 'dataset', 'preview'] as const).filter(
+  const modes = (['out', 'kafka', 'dataset', 'preview', 'projections'] as const).filter(
     (m) => stringOption(values, m) !== undefined,
   );
   if (modes.length !== 1)
     throw new UsageError(
       modes.length === 0
-        ? 'simulate: give one of --out DIR (live scan), --kafka HOST:PORT (live scan to Kafka), --dataset DIR (training patches) or --preview FILE.png'
+        ? 'simulate: give one of --out DIR (live scan), --kafka HOST:PORT (live scan to Kafka), --dataset DIR (training patches), --preview FILE.png or --projections DIR'
         : `simulate: --${modes.join(' and --')} cannot be combined; give one`,
       { option: modes.length ? `--${modes[1]}` : '--out' },
     );
@@ -115,6 +125,8 @@ export async function simulateCommand(args: readonly string[], ctx: CommandConte
     );
     return 0;
   }
+
+  if (modes[0] === 'projections') return simulateProjections(values, ctx, { seed, size, slices, dendrites });
 
   if (modes[0] === 'preview') {
     const file = stringOption(values, 'preview') as string;
@@ -188,6 +200,39 @@ export async function simulateCommand(args: readonly string[], ctx: CommandConte
     values.json
       ? `${JSON.stringify(result)}\n`
       : `wrote ${result.slices} slices to ${result.scanDir} in ${seconds.toFixed(1)} s (${(result.slices / seconds).toFixed(1)} slices/s); truth: ${result.truthPath}\n`,
+  );
+  return 0;
+}
+
+/** `simulate --projections DIR`: a projection scan as a DXchange file, with its truth. */
+async function simulateProjections(
+  values: Parameters<typeof stringOption>[0],
+  ctx: CommandContext,
+  { seed, size, slices, dendrites }: { seed: number; size: number; slices: number; dendrites: number },
+): Promise<number> {
+  const out = stringOption(values, 'projections') as string;
+  const scanId = stringOption(values, 'scan-id') ?? `proj-${seed}`;
+  if (!/^[\w.-]+$/.test(scanId) || scanId === '.' || scanId === '..')
+    throw new UsageError(`--scan-id may hold letters, digits, '.', '_' and '-' only, got "${scanId}"`, {
+      option: '--scan-id',
+    });
+  const angles = intOption(values, 'angles', 360, 2, 100_000);
+  try {
+    await mkdir(out, { recursive: true });
+  } catch (cause) {
+    throw new OutputError(
+      `--projections ${out}: cannot create the folder`,
+      { path: out, option: '--projections' },
+      { cause },
+    );
+  }
+  const started = performance.now();
+  const r = await writeProjectionScan({ out, scanId, seed, size, slices, dendrites, angles });
+  const seconds = (performance.now() - started) / 1000;
+  ctx.stdout.write(
+    values.json
+      ? `${JSON.stringify({ scanId, path: r.path, truthPath: r.truthPath, angles, rows: slices, columns: size, seconds })}\n`
+      : `wrote ${angles} projections of ${slices} rows × ${size} columns to ${r.path} (truth ${r.truthPath}) in ${seconds.toFixed(1)} s\n`,
   );
   return 0;
 }
