@@ -46,6 +46,24 @@ function scansOnBothPartitions(): [string, string] {
   return [byPartition[0] as string, byPartition[1] as string];
 }
 
+/** Both scans published side by side, live, at `rate` slices/s each (seeds 901001 and 901002). */
+function publishBoth(kafka: MockKafka, topic: string, scans: readonly string[], rate: number) {
+  return Promise.all(
+    scans.map((scanId, i) =>
+      publishSimulatedScan({
+        brokers: kafka.brokers,
+        topic,
+        scanId,
+        seed: 901_001 + i,
+        size: SIZE,
+        slices: SLICES,
+        rate,
+        log: silentLogger,
+      }),
+    ),
+  );
+}
+
 /** One daemon in the group: its own source, sink and abort switch; records what it finished. */
 async function startDaemon(
   t: Test,
@@ -138,21 +156,7 @@ t.test(
       throw new Error(`${(err as Error).message}\nA:\n${a.history()}\nB:\n${b.history()}`);
     });
 
-    const rate = 10;
-    const published = Promise.all(
-      [scanA, scanB].map((scanId, i) =>
-        publishSimulatedScan({
-          brokers: kafka.brokers,
-          topic,
-          scanId,
-          seed: 901_001 + i,
-          size: SIZE,
-          slices: SLICES,
-          rate,
-          log: silentLogger,
-        }),
-      ),
-    );
+    const published = publishBoth(kafka, topic, [scanA, scanB], 10);
     // Stop daemon A a quarter into its scan.
     const aScan = a.partitions()[0] === 0 ? scanA : scanB;
     await waitFor(
@@ -226,20 +230,7 @@ t.test(
 
     const a = await startDaemon(t, kafka, { topic, alerts, groupId, out: shared, maxScans: 1 });
     await waitFor('daemon A to join', () => a.partitions().length === 2, 30_000);
-    const published = Promise.all(
-      [scanA, scanB].map((scanId, i) =>
-        publishSimulatedScan({
-          brokers: kafka.brokers,
-          topic,
-          scanId,
-          seed: 901_001 + i,
-          size: SIZE,
-          slices: SLICES,
-          rate: 5,
-          log: silentLogger,
-        }),
-      ),
-    );
+    const published = publishBoth(kafka, topic, [scanA, scanB], 5);
     // Both scans under way on A, neither finished: then B joins and the group splits the partitions.
     await waitFor('daemon A a quarter into the two scans', () => a.done.length >= SLICES / 2, 60_000);
     const b = await startDaemon(t, kafka, { topic, alerts, groupId, out: shared, maxScans: 1 });
