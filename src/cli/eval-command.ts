@@ -3,12 +3,14 @@ import { CONFIG_DEFAULTS } from '../config/pipeline-config.ts';
 import { UsageError } from '../errors.ts';
 import { evaluateAlerts } from '../eval/evaluate-alerts.ts';
 import { evaluateModel, measureSpeed } from '../eval/evaluate-model.ts';
+import { evaluateScan } from '../eval/evaluate-scan.ts';
 import { formatAlertReport } from '../eval/format-alert-report.ts';
 import { loadModel } from '../inference/load-model.ts';
 import { MODEL_NAMES, MODELS_DIR, type ModelCard, readModelCard } from '../inference/model-card.ts';
 import { PROVIDERS } from '../inference/open-onnx-session.ts';
 import type { CommandContext } from './command-context.ts';
 import { choiceOption, intOption, parseOptions, stringOption } from './parse-options.ts';
+import { reconOptions } from './replay-command.ts';
 
 /** First held-out seed: far above any training seed range we use (training starts at 1000). */
 export const EVAL_SEED = 900_000;
@@ -24,6 +26,8 @@ export const EVAL_HELP = `Usage:
   xct-sentinel eval --alerts [--model tnet|unet|enet] [--seed N] [--scans N] [--free-scans N]
                     [--dendrites N] [--size N] [--slices N] [--rule KEY=VALUE]…
                     [--also-rules KEY=VALUE[,KEY=VALUE…]]… [--models-dir DIR] [--json]
+  xct-sentinel eval --scan ARCHIVE --truth LABELS [--model tnet|unet|enet] [--center C] [--filter F]
+                    [--models-dir DIR] [--json]
 
 Generates held-out simulated scans (seeds N, N+1, …; never a training seed), segments them with
 the model through onnxruntime-node and prints foreground IoU/Dice over the volumes, the paper's
@@ -42,6 +46,13 @@ to come at that alert, the share of truth voxels in the mask; and false alerts p
 with those rules changed (over --rule's), side by side, without running the model again; repeat
 it to compare several.
 Defaults: --model ${CONFIG_DEFAULTS.model} --seed ${ALERT_EVAL_SEED} --scans 20 --free-scans 20 --size 256 --slices 64
+
+With --scan and --truth it scores the model on your own scan: ARCHIVE is anything replay reads
+(projections are reconstructed, with --center and --filter as for replay); LABELS is a multi-page
+TIFF or a Zarr array of the same shape, or a folder of label TIFFs for only some slices, each
+named by its slice number (slice_00042.tif). Labels: 0 background, 1 dendrite, 255 unlabelled
+(left out), any other value not dendrite. It prints foreground Dice/IoU and the paper's patch-mean
+mIoU/mDSC over the labelled voxels of the labelled slices.
 `;
 
 const SPEC = {
@@ -56,6 +67,10 @@ const SPEC = {
   'models-dir': { type: 'string' },
   'no-speed': { type: 'boolean' },
   alerts: { type: 'boolean' },
+  scan: { type: 'string' },
+  truth: { type: 'string' },
+  center: { type: 'string' },
+  filter: { type: 'string' },
   'free-scans': { type: 'string' },
   dendrites: { type: 'string' },
   rule: { type: 'string', multiple: true },
@@ -72,6 +87,7 @@ export async function evalCommand(args: readonly string[], ctx: CommandContext):
     return 0;
   }
   if (values.alerts) return evalAlerts(values, ctx);
+  if (values.scan !== undefined || values.truth !== undefined) return evalScan(values, ctx);
   for (const only of ['free-scans', 'dendrites'] as const)
     if (values[only] !== undefined)
       throw new UsageError(`--${only} goes with --alerts`, { option: `--${only}` });
@@ -258,4 +274,40 @@ async function trainingSeedRanges(
   return typeof seeds?.from === 'number' && typeof seeds.to === 'number'
     ? [{ model: card.name, from: seeds.from, to: seeds.to }]
     : [];
+}
+
+/** `eval --scan ARCHIVE --truth LABELS`: the model on a user's scan and labels. */
+async function evalScan(values: Parameters<typeof stringOption>[0], ctx: CommandContext): Promise<number> {
+  const scan = stringOption(values, 'scan');
+  const truth = stringOption(values, 'truth');
+  if (scan === undefined || truth === undefined)
+    throw new UsageError('eval --scan ARCHIVE needs --truth LABELS, and --truth needs --scan', {
+      option: scan === undefined ? '--scan' : '--truth',
+    });
+  const recon = reconOptions(values);
+  const modelsDir = stringOption(values, 'models-dir') ?? MODELS_DIR;
+  const model = await loadModel(stringOption(values, 'model') ?? CONFIG_DEFAULTS.model, {
+    modelsDir,
+    thread: 'inline',
+  });
+  try {
+    const r = await evaluateScan(model, { scan, truth, recon, signal: ctx.signal });
+    if (values.json) {
+      ctx.stdout.write(`${JSON.stringify(r)}\n`);
+      return 0;
+    }
+    const slices = r.labelledSlices;
+    ctx.stdout.write(
+      [
+        `model ${r.model.name} ${r.model.version} (sha256 ${r.model.sha256.slice(0, 12)}…, ${r.model.provider}) on ${scan} (${r.size.width}×${r.size.height}×${r.size.slices})`,
+        `  labels ${truth}: ${slices.length} slice(s) labelled (${slices.length > 8 ? `${slices.slice(0, 8).join(', ')}, …` : slices.join(', ')}), ${r.labelledVoxels} voxels`,
+        `  foreground IoU ${r.iou.toFixed(4)}   Dice ${r.dice.toFixed(4)}`,
+        `  paper-style mIoU ${r.mIoU.toFixed(4)}   mDSC ${r.mDSC.toFixed(4)}   (${r.patches} patches)`,
+        `  voxels: ${r.voxels.truePositive} true positive, ${r.voxels.falsePositive} false positive, ${r.voxels.falseNegative} false negative`,
+      ].join('\n') + '\n',
+    );
+    return 0;
+  } finally {
+    await model.close();
+  }
 }

@@ -210,7 +210,7 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
 }
 
 /** `--center` and `--filter`, checked before the archive opens. */
-function reconOptions(values: Parameters<typeof stringOption>[0]): ReconOptions {
+export function reconOptions(values: Parameters<typeof stringOption>[0]): ReconOptions {
   const center = stringOption(values, 'center');
   const filter = stringOption(values, 'filter');
   const recon: ReconOptions = {};

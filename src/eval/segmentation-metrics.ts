@@ -30,11 +30,15 @@ export class SegmentationMetrics {
 
   constructor(private readonly patch = 128) {}
 
-  /** Add one slice: the predicted mask (0/1) and the truth labels, both row-major width×height. */
-  addSlice(mask: Uint8Array, labels: Uint8Array, width: number, height: number): void {
+  /**
+   * Add one slice: the predicted mask (0/1) and the truth labels, both row-major width×height.
+   * Voxels labelled `unlabelled` (a user's sparse labels: 255) are left out of every count.
+   */
+  addSlice(mask: Uint8Array, labels: Uint8Array, width: number, height: number, unlabelled?: number): void {
     for (let i = 0; i < mask.length; i++) {
-      const p = mask[i] === 1;
       const l = labels[i];
+      if (l === unlabelled) continue;
+      const p = mask[i] === 1;
       if (l === LABEL.dendrite) {
         if (p) this.tp++;
         else this.fn++;
@@ -53,9 +57,12 @@ export class SegmentationMetrics {
         let tp = 0;
         let fp = 0;
         let fn = 0;
+        let labelled = 0;
         for (let y = y0; y < y0 + this.patch; y++) {
           for (let x = x0; x < x0 + this.patch; x++) {
             const i = y * width + x;
+            if (labels[i] === unlabelled) continue;
+            labelled++;
             const p = mask[i] === 1;
             const t = labels[i] === LABEL.dendrite;
             if (p && t) tp++;
@@ -63,7 +70,9 @@ export class SegmentationMetrics {
             else if (t) fn++;
           }
         }
-        const tn = this.patch * this.patch - tp - fp - fn;
+        // A patch with no labelled voxel says nothing.
+        if (labelled === 0) continue;
+        const tn = labelled - tp - fp - fn;
         // A class absent from both truth and prediction is perfectly segmented (IoU 1).
         const iouFg = tp + fp + fn === 0 ? 1 : tp / (tp + fp + fn);
         const iouBg = tn + fp + fn === 0 ? 1 : tn / (tn + fp + fn);
