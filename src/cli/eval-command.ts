@@ -5,8 +5,8 @@ import { evaluateAlerts } from '../eval/evaluate-alerts.ts';
 import { evaluateModel, measureSpeed } from '../eval/evaluate-model.ts';
 import { evaluateScan } from '../eval/evaluate-scan.ts';
 import { formatAlertReport } from '../eval/format-alert-report.ts';
-import { loadModel } from '../inference/load-model.ts';
-import { MODEL_NAMES, MODELS_DIR, type ModelCard, readModelCard } from '../inference/model-card.ts';
+import { loadModel, modelRef } from '../inference/load-model.ts';
+import { MODEL_NAMES, type ModelCard, readModelCard } from '../inference/model-card.ts';
 import { PROVIDERS } from '../inference/open-onnx-session.ts';
 import type { CommandContext } from './command-context.ts';
 import { choiceOption, intOption, parseOptions, stringOption } from './parse-options.ts';
@@ -91,9 +91,11 @@ export async function evalCommand(args: readonly string[], ctx: CommandContext):
   for (const only of ['free-scans', 'dendrites'] as const)
     if (values[only] !== undefined)
       throw new UsageError(`--${only} goes with --alerts`, { option: `--${only}` });
-  const name = stringOption(values, 'model');
-  if (name === undefined)
-    throw new UsageError(`eval needs --model (${MODEL_NAMES.join(', ')})`, { option: '--model' });
+  const modelArg = stringOption(values, 'model');
+  if (modelArg === undefined)
+    throw new UsageError(`eval needs --model (${MODEL_NAMES.join(', ')}, or a card's path)`, {
+      option: '--model',
+    });
   const seed = intOption(values, 'seed', EVAL_SEED, 0, 2 ** 48);
   const scans = intOption(values, 'scans', 3, 1, 1000);
   const size = intOption(values, 'size', 256, 32, 4096);
@@ -101,7 +103,7 @@ export async function evalCommand(args: readonly string[], ctx: CommandContext):
   const batch = intOption(values, 'batch', 16, 1, 1024);
   const threads = intOption(values, 'threads', 0, 0, 1024);
   const provider = choiceOption(values, 'provider', PROVIDERS, 'cpu');
-  const modelsDir = stringOption(values, 'models-dir') ?? MODELS_DIR;
+  const { name, modelsDir } = modelRef(modelArg, stringOption(values, 'models-dir'));
   const seeds = Array.from({ length: scans }, (_, i) => seed + i);
 
   await refuseTrainingSeeds(name, modelsDir, seeds);
@@ -167,7 +169,7 @@ async function evalAlerts(values: Values, ctx: CommandContext): Promise<number> 
       throw new UsageError(`--${only} does not go with --alerts (the daemon's own settings are used)`, {
         option: `--${only}`,
       });
-  const name = stringOption(values, 'model') ?? CONFIG_DEFAULTS.model;
+  const modelArg = stringOption(values, 'model') ?? CONFIG_DEFAULTS.model;
   const seed = intOption(values, 'seed', ALERT_EVAL_SEED, 0, 2 ** 48);
   const scans = intOption(values, 'scans', 20, 0, 1000);
   const freeScans = intOption(values, 'free-scans', 20, 0, 1000);
@@ -178,7 +180,7 @@ async function evalAlerts(values: Values, ctx: CommandContext): Promise<number> 
   const slices = intOption(values, 'slices', 64, 1, 65536);
   const threads = intOption(values, 'threads', CONFIG_DEFAULTS.threads, 0, 1024);
   const provider = choiceOption(values, 'provider', PROVIDERS, CONFIG_DEFAULTS.provider);
-  const modelsDir = stringOption(values, 'models-dir') ?? MODELS_DIR;
+  const { name, modelsDir } = modelRef(modelArg, stringOption(values, 'models-dir'));
   const seeds = Array.from({ length: scans }, (_, i) => seed + i);
   const freeSeeds = Array.from({ length: freeScans }, (_, i) => seed + ALERT_FREE_OFFSET + i);
   const rules = ruleOptions(values.rule);
@@ -285,11 +287,11 @@ async function evalScan(values: Parameters<typeof stringOption>[0], ctx: Command
       option: scan === undefined ? '--scan' : '--truth',
     });
   const recon = reconOptions(values);
-  const modelsDir = stringOption(values, 'models-dir') ?? MODELS_DIR;
-  const model = await loadModel(stringOption(values, 'model') ?? CONFIG_DEFAULTS.model, {
-    modelsDir,
-    thread: 'inline',
-  });
+  const { name, modelsDir } = modelRef(
+    stringOption(values, 'model') ?? CONFIG_DEFAULTS.model,
+    stringOption(values, 'models-dir'),
+  );
+  const model = await loadModel(name, { modelsDir, thread: 'inline' });
   try {
     const r = await evaluateScan(model, { scan, truth, recon, signal: ctx.signal });
     if (values.json) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { ModelError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Normalization } from '../slices/normalize-slice.ts';
@@ -97,9 +97,12 @@ export function describeLayout(layout: { sessions: number; threads: number }): s
   return `${sessions} session${sessions === 1 ? '' : 's'} × ${threads || 'auto'} thread${threads === 1 ? '' : 's'}`;
 }
 
-/** Load a shipped model by name (`tnet`, `unet`, `enet`), checking each ONNX file against its card. */
-export async function loadModel(name: string, options: LoadModelOptions = {}): Promise<SegmentationModel> {
-  const modelsDir = options.modelsDir ?? MODELS_DIR;
+/**
+ * Load a model by name (`tnet`, `unet`, `enet`) or by the path of its card (`DIR/tnet.json`), checking
+ * each ONNX file against its card's sha256.
+ */
+export async function loadModel(model: string, options: LoadModelOptions = {}): Promise<SegmentationModel> {
+  const { name, modelsDir } = modelRef(model, options.modelsDir);
   const card = await readModelCard(name, modelsDir);
   if (card.kind === 'onnx') return loadOnnx(card, modelsDir, options);
   const members: SegmentationModel[] = [];
@@ -302,4 +305,17 @@ export function blendPlanes(
         weight * ((patches[base + i] as number) + (patches[base + 2 * area + i] as number));
   }
   return out;
+}
+
+/**
+ * Where a model is: a name (`tnet`) in `modelsDir` (the shipped models by default), or the path of
+ * a model card (`runs/tuned/tnet.json`, one a user trained or fine-tuned): its folder then holds
+ * the card and its ONNX file, and the card's name is the file's.
+ */
+export function modelRef(model: string, modelsDir?: string): { name: string; modelsDir: string } {
+  if (model.toLowerCase().endsWith('.json')) {
+    const path = resolve(model);
+    return { name: basename(path, extname(path)), modelsDir: dirname(path) };
+  }
+  return { name: model, modelsDir: modelsDir ?? MODELS_DIR };
 }

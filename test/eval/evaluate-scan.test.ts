@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import FileSystemStore from '@zarrita/storage/fs';
 import t from 'tap';
@@ -8,6 +8,7 @@ import { encodeTiff } from '../../src/codecs/encode-tiff.ts';
 import { evaluateScan, UNLABELLED } from '../../src/eval/evaluate-scan.ts';
 import { scoreAgainstTruth } from '../../src/eval/score-against-truth.ts';
 import { loadModel, type SegmentationModel } from '../../src/inference/load-model.ts';
+import { MODELS_DIR } from '../../src/inference/model-card.ts';
 import { runLiveScanner } from '../../src/sim/live-scanner.ts';
 import { runCli } from '../cli/run-cli.ts';
 
@@ -124,4 +125,41 @@ t.test('the CLI prints the scores, and --json the record', async (t) => {
   const daemon = await scoreAgainstTruth(join(root, 'replay', 'user-scan.ome.zarr'), truthPath);
   t.ok(Math.abs(record.dice - daemon.dice) < 1e-12, 'the record’s Dice');
   t.equal(record.model.name, 'unet');
+});
+
+t.test('--model takes the path of a card (a model someone trained), verified by its sha256', async (t) => {
+  const dir = join(root, 'my-model');
+  await mkdir(dir);
+  for (const f of ['unet.json', 'unet.onnx']) await copyFile(join(MODELS_DIR, f), join(dir, f));
+  const r = await runCli(
+    ['eval', '--scan', scanDir, '--truth', truthPath, '--model', join(dir, 'unet.json'), '--json'],
+    {
+      timeoutMs: 120_000,
+    },
+  );
+  t.equal(r.code, 0, 'eval with a card path', { stderr: r.stderr });
+  const daemon = await scoreAgainstTruth(join(root, 'replay', 'user-scan.ome.zarr'), truthPath);
+  t.ok(
+    Math.abs((JSON.parse(r.stdout) as { dice: number }).dice - daemon.dice) < 1e-12,
+    'the same model, the same Dice',
+  );
+  const replay = await runCli(
+    ['replay', scanDir, '--out', join(root, 'by-path'), '--model', join(dir, 'unet.json'), '--json'],
+    {
+      timeoutMs: 120_000,
+    },
+  );
+  t.equal(replay.code, 0, 'replay with a card path', { stderr: replay.stderr });
+  // One byte changed in its ONNX file: refused, as a shipped model would be.
+  const onnx = await readFile(join(dir, 'unet.onnx'));
+  onnx[onnx.length - 1] = (onnx[onnx.length - 1] as number) ^ 0xff;
+  await writeFile(join(dir, 'unet.onnx'), onnx);
+  const tampered = await runCli(
+    ['eval', '--scan', scanDir, '--truth', truthPath, '--model', join(dir, 'unet.json')],
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  t.not(tampered.code, 0);
+  t.match(tampered.stderr, /sha256/);
 });
