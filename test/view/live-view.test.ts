@@ -91,21 +91,23 @@ t.test('a live scan in the browser: slices rise, an alert appears, a click shows
   t.equal(Number(await page.inputValue('#slider')), z, `clicking the alert shows its slice (${z})`);
   t.equal(await page.textContent('#z'), String(z));
   t.ok(await page.isVisible('#box'), 'its box is drawn');
-  // Both images load on their own: wait for each (a busy machine may take seconds), then check.
-  await page.waitForFunction(
-    () =>
-      ['image', 'mipxz'].every((id) => {
-        const img = document.getElementById(id) as HTMLImageElement;
-        return img.complete && img.naturalWidth === 128;
-      }),
-    undefined,
-    { timeout: 60_000 },
-  );
-  t.equal(
-    await page.evaluate(() => (document.getElementById('mipxz') as HTMLImageElement).naturalWidth),
-    128,
-    'the x–z side view is drawn',
-  );
+  // Both images load on their own: wait for each (a busy machine may take seconds). The check is
+  // the waiting's own result: the page reloads the side view as slices arrive (a new src, width 0
+  // until it loads), so looking again afterwards can catch it between two loads.
+  const widths = await page
+    .waitForFunction(
+      () => {
+        const loaded = ['image', 'mipxz'].map((id) => {
+          const img = document.getElementById(id) as HTMLImageElement;
+          return img.complete ? img.naturalWidth : 0;
+        });
+        return loaded.every((w) => w === 128) ? loaded : false;
+      },
+      undefined,
+      { timeout: 60_000 },
+    )
+    .then((handle) => handle.jsonValue());
+  t.same(widths, [128, 128], 'the slice and the x–z side view are drawn');
   const shot = process.env.XCT_VIEW_SCREENSHOT ?? join(root, 'live-view.png');
   await page.screenshot({ path: shot });
   t.ok(existsSync(shot), `screenshot saved: ${shot}`);
