@@ -75,13 +75,25 @@ async function score(
   };
   const missing = new Set(volume.missing);
   const neighbours = takesNeighbours(model);
+  // Slices come in ascending z and each is also its neighbours' neighbour: keep the last few read,
+  // so no slice is read (for projections: reconstructed) more than once in a run of labelled ones.
+  const kept = new Map<number, DecodedImage>();
+  const scanSlice = async (z: number): Promise<DecodedImage> => {
+    let image = kept.get(z);
+    if (!image) {
+      image = await read(volume, z);
+      kept.set(z, image);
+    }
+    for (const k of kept.keys()) if (k < z - 2) kept.delete(k);
+    return image;
+  };
   const metrics = new SegmentationMetrics(model.patchSize);
   let labelledVoxels = 0;
   let width = 0;
   let height = 0;
   for (const z of labelled) {
     if (missing.has(z)) throw bad(`slice ${z} is labelled but the scan lacks it`);
-    const image = await read(volume, z);
+    const image = await scanSlice(z);
     const truth = await read(labels, z);
     if (truth.width !== image.width || truth.height !== image.height)
       throw bad(`slice ${z}: labels ${truth.width}×${truth.height}, scan ${image.width}×${image.height}`);
@@ -89,7 +101,7 @@ async function score(
       throw bad(`slice ${z}: labels are ${truth.dtype}; use integers (0, 1, 255)`);
     ({ width, height } = image);
     const beside = async (n: number) =>
-      neighbours && n >= 0 && n < volume.depth && !missing.has(n) ? (await read(volume, n)).data : undefined;
+      neighbours && n >= 0 && n < volume.depth && !missing.has(n) ? (await scanSlice(n)).data : undefined;
     const [previous, next] = [await beside(z - 1), await beside(z + 1)];
     const { mask } = await segmentSlice(model, image.data, width, height, {
       ...(previous && { previous }),

@@ -7,8 +7,10 @@
  * the truth beside it. The scanner's field of view is the circle inscribed in the slice: the sample
  * outside it is cut away (in the projections and in the truth), so no ray leaves the detector.
  */
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeTiff } from '../codecs/encode-tiff.ts';
+import { loadH5wasm } from '../sources/open-hdf5-volume.ts';
 import { createPhantom, type PhantomOptions } from './phantom.ts';
 import { renderSlice } from './render-slice.ts';
 import { Rng } from './rng.ts';
@@ -94,8 +96,8 @@ export async function writeProjectionScan(
   const data = new Float32Array(angles * rows * n);
   const truth: Uint8Array[] = [];
   for (let z = 0; z < rows; z++) {
-    const { image } = renderSlice(phantom, z, { noise: null });
-    const { labels } = renderSlice(phantom, z);
+    // The labels come from the geometry alone: the noise-free render's are the scan's.
+    const { image, labels } = renderSlice(phantom, z, { noise: null });
     const map = new Float32Array(n * n);
     for (let i = 0; i < map.length; i++)
       if (inside[i]) map[i] = ((image[i] as number) / 65535) * (MU_FULL_SCALE / n);
@@ -108,8 +110,7 @@ export async function writeProjectionScan(
   }
   const field = (frames: number, level: number) =>
     Float32Array.from({ length: frames * rows * n }, () => DARK_LEVEL + poisson(rng, level));
-  const h5 = await import('h5wasm/node');
-  await h5.ready;
+  const h5 = await loadH5wasm();
   const path = join(o.out, `${o.scanId}.h5`);
   const file = new h5.File(path, 'w');
   try {
@@ -132,7 +133,6 @@ export async function writeProjectionScan(
     file.close();
   }
   const truthPath = join(o.out, `${o.scanId}.truth.tif`);
-  const { writeFile } = await import('node:fs/promises');
   await writeFile(
     truthPath,
     encodeTiff(

@@ -53,8 +53,8 @@ const TYPE_CLASS_NAMES: Readonly<Record<number, string>> = {
 
 let h5wasm: Promise<H5> | undefined;
 
-/** The h5wasm module, instantiated once, on first use. */
-function loadH5wasm(): Promise<H5> {
+/** The h5wasm module, instantiated once, on first use (the simulator writes DXchange files with it too). */
+export function loadH5wasm(): Promise<H5> {
   h5wasm ??= import('h5wasm/node').then(async (h5) => {
     await h5.ready;
     return h5;
