@@ -1,8 +1,8 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { ModelError } from '../errors.ts';
 import { type Logger, silentLogger } from '../log.ts';
+import { startWorker } from '../worker-thread.ts';
 import type { OnnxWorkerData, OnnxWorkerReply, OnnxWorkerRequest } from './onnx-worker.ts';
 import { openOnnxSession, type Provider, runSession } from './open-onnx-session.ts';
 
@@ -147,15 +147,6 @@ async function openInline(
 const EXT = extname(fileURLToPath(import.meta.url));
 const WORKER_URL = new URL(`./onnx-worker${EXT}`, import.meta.url);
 
-function startWorker(data: OnnxWorkerData): Worker {
-  if (EXT !== '.ts') return new Worker(WORKER_URL, { workerData: data });
-  // Run from sources (tests, `npm run bench`): Node 20 does not carry `--import tsx` into worker
-  // threads, so the worker registers tsx itself before it loads its TypeScript entry.
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
-  return new Worker(code, { eval: true, workerData: data });
-}
-
 async function openInWorker(
   model: Uint8Array,
   label: { name: string; path: string },
@@ -169,7 +160,7 @@ async function openInWorker(
     provider: options.provider ?? 'cpu',
     threads: options.threads ?? 0,
   };
-  const worker = startWorker(data);
+  const worker = startWorker(WORKER_URL, data);
   const pending = new Map<number, { resolve: (d: Float32Array) => void; reject: (e: unknown) => void }>();
   let nextId = 0;
   // Input buffers go to the worker and come back with each result, so a run costs one copy into a

@@ -5,12 +5,14 @@
  * into a columns × columns float32 image. Each slice reads only its own row of every projection
  * and field, so memory follows one row, not the scan.
  */
+import { availableParallelism } from 'node:os';
 import { basename, extname } from 'node:path';
-import { DecodeError, UsageError } from '../errors.ts';
-import { reconstructSlice, type Sinogram } from '../recon/fbp.ts';
+import { DecodeError, describeError, UsageError } from '../errors.ts';
+import type { Sinogram } from '../recon/fbp.ts';
 import { findCenter } from '../recon/find-center.ts';
 import { lineIntegrals, meanFrame } from '../recon/flat-dark.ts';
 import type { FbpFilter } from '../recon/fourier-filter.ts';
+import { startReconThreads } from '../recon/recon-threads.ts';
 import type { ArchiveVolume } from './archive-volume.ts';
 import type { ScanMeta } from './source-event.ts';
 
@@ -18,6 +20,8 @@ import type { ScanMeta } from './source-event.ts';
 export interface ReconOptions {
   center?: number;
   filter?: FbpFilter;
+  /** Worker threads that reconstruct; default one per core, at most 4. */
+  threads?: number;
 }
 
 /** One dataset of the file as the volume needs it: its shape and a row read across its frames. */
@@ -76,6 +80,17 @@ export function projectionsVolume(
   notes.push(
     `projections: ${angles} angles, ${rows} rows of ${columns} columns; each row reconstructed (filtered back-projection, ${filter}) as a ${columns}×${columns} slice`,
   );
+  // Slices are reconstructed on worker threads, and the next ones are started while the pipeline
+  // works on this one (as many ahead as there are threads): in a replay, reconstruction of slice z + 1
+  // overlaps the segmentation of slice z. A read out of order drops what was started ahead of it.
+  const threads = startReconThreads(o.recon.threads ?? Math.min(4, availableParallelism()));
+  const started = new Map<number, Promise<Float32Array>>();
+  const start = (z: number) => {
+    if (z >= rows || started.has(z)) return;
+    const slice = threads.reconstruct(sinogram(z), { center: center as number, filter });
+    slice.catch(() => undefined); // read(z) reports it; one dropped unread is not an error
+    started.set(z, slice);
+  };
   let closed = false;
   return {
     kind: 'projections',
@@ -91,12 +106,24 @@ export function projectionsVolume(
       if (closed) throw bad(`cannot reconstruct slice ${z}: the file is closed`);
       if (!Number.isSafeInteger(z) || z < 0 || z >= rows)
         throw bad(`cannot reconstruct slice ${z}: z must be 0 … ${rows - 1}`);
-      const data = reconstructSlice(sinogram(z), { center: center as number, filter });
+      for (const k of started.keys()) if (k < z || k > z + threads.threads) started.delete(k);
+      for (let k = z; k <= z + threads.threads; k++) start(k);
+      const slice = started.get(z) as Promise<Float32Array>;
+      started.delete(z);
+      let data: Float32Array;
+      try {
+        data = await slice;
+      } catch (err) {
+        if (closed) throw bad(`cannot reconstruct slice ${z}: the file is closed`);
+        throw bad(`cannot reconstruct slice ${z}: ${describeError(err)}`);
+      }
       return { image: { width: columns, height: columns, dtype: 'float32', data } };
     },
     async close() {
       if (closed) return;
       closed = true;
+      started.clear();
+      await threads.close();
       o.close();
     },
   };

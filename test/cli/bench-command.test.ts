@@ -94,8 +94,9 @@ t.test('bench --projections --json: reconstruction beside iradon and segmentatio
     points: {
       columns: number;
       angles: number;
-      reconSlicesPerSecond: number;
       reconMsPerSlice: number;
+      threadedSlicesPerSecond: number;
+      threads: number;
       iradonMsPerSlice?: number;
       segmentSlicesPerSecond: number;
       patchesPerSlice: number;
@@ -110,15 +111,13 @@ t.test('bench --projections --json: reconstruction beside iradon and segmentatio
     ],
   );
   for (const p of report.points) {
-    t.ok(
-      Math.abs(p.reconSlicesPerSecond * p.reconMsPerSlice - 1000) < 1e-6,
-      `${p.columns}: slices/s is 1000 / ms`,
-    );
+    t.ok(p.reconMsPerSlice > 0, `${p.columns}: one slice on one thread timed`);
+    t.ok(p.threads >= 1 && p.threadedSlicesPerSecond > 0, `${p.columns}: slices/s on ${p.threads} threads`);
     t.ok((p.iradonMsPerSlice ?? 0) > 0, `${p.columns}: scikit-image's iradon timed on the same sinogram`);
     t.equal(p.patchesPerSlice, 1, `${p.columns}: one patch per slice`);
     t.equal(
       p.limit,
-      p.reconSlicesPerSecond < p.segmentSlicesPerSecond ? 'reconstruction' : 'segmentation',
+      p.threadedSlicesPerSecond < p.segmentSlicesPerSecond ? 'reconstruction' : 'segmentation',
       `${p.columns}: the limit is the slower stage`,
     );
   }
