@@ -18,10 +18,11 @@ import { LiveView } from '../view/live-view.ts';
 import { benchProjections, formatProjections } from './bench-projections.ts';
 import { soak } from './bench-soak.ts';
 import type { CommandContext } from './command-context.ts';
-import { intOption, parseOptions, stringOption, type Values } from './parse-options.ts';
+import { intOption, modelOption, parseOptions, stringOption, type Values } from './parse-options.ts';
 
 const SPEC = {
   model: { type: 'string' },
+  precision: { type: 'string' },
   size: { type: 'string' },
   slices: { type: 'string' },
   batch: { type: 'string' },
@@ -38,7 +39,7 @@ const SPEC = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-export const BENCH_HELP = `Usage: xct-sentinel bench [--model tnet] [--size 512] [--slices 32] [--batch 16] [--threads 0] [--sessions 0] [--json]
+export const BENCH_HELP = `Usage: xct-sentinel bench [--model tnet] [--precision fp32|int8] [--size 512] [--slices 32] [--batch 16] [--threads 0] [--sessions 0] [--json]
        xct-sentinel bench --view     how fast the live view renders a 1024×1024 slice, its mask and a side view
        xct-sentinel bench --soak N [--size 256] [--per-scan 100] [--every 1000] [--model tnet] [--json]
                                      N slices through the daemon, scan after scan: RSS every 1000 slices
@@ -70,7 +71,7 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
   if (values.view) return benchView(ctx);
   if (values.soak !== undefined) return benchSoak(values, ctx);
   if (values.projections) return benchRecon(values, ctx);
-  const name = stringOption(values, 'model') ?? 'tnet';
+  const name = modelOption(values, 'tnet');
   const size = intOption(values, 'size', 512, 128, 4096);
   const slices = intOption(values, 'slices', 32, 4, 4096);
   const batch = intOption(values, 'batch', 16, 1, 1024);
@@ -253,7 +254,7 @@ async function benchRecon(values: Values, ctx: CommandContext): Promise<number> 
   });
   const angles = intOption(values, 'angles', 720, 2, 100_000);
   const batch = intOption(values, 'batch', 16, 1, 1024);
-  const model = await loadModel(stringOption(values, 'model') ?? 'tnet', {});
+  const model = await loadModel(modelOption(values, 'tnet'), {});
   try {
     const points = await benchProjections(model, { columns, angles, batch, progress: ctx.progress });
     const name = `${model.identity.name} ${model.identity.version}`;
@@ -275,7 +276,7 @@ async function benchSoak(values: Values, ctx: CommandContext): Promise<number> {
   const perScan = intOption(values, 'per-scan', 100, 2, 100_000);
   const every = intOption(values, 'every', 1000, 1, 100_000_000);
   const batch = intOption(values, 'batch', 16, 1, 1024);
-  const model = await loadModel(stringOption(values, 'model') ?? 'tnet', {
+  const model = await loadModel(modelOption(values, 'tnet'), {
     threads: intOption(values, 'threads', 0, 0, 1024),
     sessions: intOption(values, 'sessions', 0, 0, 64),
   });

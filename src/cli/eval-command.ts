@@ -9,7 +9,7 @@ import { loadModel, modelRef } from '../inference/load-model.ts';
 import { MODEL_NAMES, type ModelCard, readModelCard } from '../inference/model-card.ts';
 import { PROVIDERS } from '../inference/open-onnx-session.ts';
 import type { CommandContext } from './command-context.ts';
-import { choiceOption, intOption, parseOptions, stringOption } from './parse-options.ts';
+import { choiceOption, intOption, modelOption, parseOptions, stringOption } from './parse-options.ts';
 import { reconOptions } from './replay-command.ts';
 
 /** First held-out seed: far above any training seed range we use (training starts at 1000). */
@@ -22,7 +22,7 @@ export const ALERT_FREE_OFFSET = 10_000;
 export const EVAL_HELP = `Usage:
   xct-sentinel eval --model tnet|unet|enet [--seed N] [--scans N] [--size N] [--slices N]
                     [--batch N] [--no-speed] [--provider cpu|cuda|tensorrt|webgpu] [--threads N]
-                    [--models-dir DIR] [--json]
+                    [--precision fp32|int8] [--models-dir DIR] [--json]
   xct-sentinel eval --alerts [--model tnet|unet|enet] [--seed N] [--scans N] [--free-scans N]
                     [--dendrites N] [--size N] [--slices N] [--rule KEY=VALUE]…
                     [--also-rules KEY=VALUE[,KEY=VALUE…]]… [--models-dir DIR] [--json]
@@ -57,6 +57,7 @@ mIoU/mDSC over the labelled voxels of the labelled slices.
 
 const SPEC = {
   model: { type: 'string' },
+  precision: { type: 'string' },
   seed: { type: 'string' },
   scans: { type: 'string' },
   size: { type: 'string' },
@@ -91,7 +92,7 @@ export async function evalCommand(args: readonly string[], ctx: CommandContext):
   for (const only of ['free-scans', 'dendrites'] as const)
     if (values[only] !== undefined)
       throw new UsageError(`--${only} goes with --alerts`, { option: `--${only}` });
-  const modelArg = stringOption(values, 'model');
+  const modelArg = values.model === undefined ? undefined : modelOption(values, '');
   if (modelArg === undefined)
     throw new UsageError(`eval needs --model (${MODEL_NAMES.join(', ')}, or a card's path)`, {
       option: '--model',
@@ -169,7 +170,7 @@ async function evalAlerts(values: Values, ctx: CommandContext): Promise<number> 
       throw new UsageError(`--${only} does not go with --alerts (the daemon's own settings are used)`, {
         option: `--${only}`,
       });
-  const modelArg = stringOption(values, 'model') ?? CONFIG_DEFAULTS.model;
+  const modelArg = modelOption(values, CONFIG_DEFAULTS.model);
   const seed = intOption(values, 'seed', ALERT_EVAL_SEED, 0, 2 ** 48);
   const scans = intOption(values, 'scans', 20, 0, 1000);
   const freeScans = intOption(values, 'free-scans', 20, 0, 1000);
@@ -288,7 +289,7 @@ async function evalScan(values: Parameters<typeof stringOption>[0], ctx: Command
     });
   const recon = reconOptions(values);
   const { name, modelsDir } = modelRef(
-    stringOption(values, 'model') ?? CONFIG_DEFAULTS.model,
+    modelOption(values, CONFIG_DEFAULTS.model),
     stringOption(values, 'models-dir'),
   );
   const model = await loadModel(name, { modelsDir, thread: 'inline' });

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
+import { PRECISIONS, precisionName } from '../inference/load-model.ts';
 
 /** The shape `node:util` parseArgs takes, restricted to what our commands use. */
 export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
@@ -65,6 +66,17 @@ export function positiveOption(values: Values, name: string, fallback: number, a
 }
 
 /** One of a fixed set of words. */
+/**
+ * `--model` (or `fallback`) in `--precision`'s arithmetic: NAME for fp32 (the default), NAME-int8
+ * for int8, the INT8 model shipped beside it.
+ */
+export function modelOption(values: Values, fallback: string): string {
+  return precisionName(
+    stringOption(values, 'model') ?? fallback,
+    choiceOption(values, 'precision', PRECISIONS, 'fp32'),
+  );
+}
+
 export function choiceOption<T extends string>(
   values: Values,
   name: string,

@@ -24,11 +24,11 @@ import type { ReconOptions } from '../sources/projections-volume.ts';
 import { replayArchive, replayPace, scanIdFor } from '../sources/replay-archive.ts';
 import { SliceCredits } from '../sources/slice-credits.ts';
 import type { CommandContext } from './command-context.ts';
-import { parseOptions, positiveOption, stringOption } from './parse-options.ts';
+import { modelOption, parseOptions, positiveOption, stringOption } from './parse-options.ts';
 
 export const REPLAY_HELP = `Usage:
   xct-sentinel replay ARCHIVE [--speed max|1x|Nx] [--rate SLICES_PER_S] [--out DIR]
-                      [--alerts FILE|-|kafka://…] [--model tnet|unet|enet] [--models-dir DIR]
+                      [--alerts FILE|-|kafka://…] [--model tnet|unet|enet] [--precision fp32|int8] [--models-dir DIR]
                       [--scan-id ID] [--center COLUMN] [--filter NAME] [--json] [--log-level LEVEL]
 
 Runs an archived scan through the same pipeline as live data: masks to <out>/<scanId>.ome.zarr,
@@ -62,6 +62,7 @@ const SPEC = {
   out: { type: 'string' },
   alerts: { type: 'string' },
   model: { type: 'string' },
+  precision: { type: 'string' },
   'models-dir': { type: 'string' },
   center: { type: 'string' },
   filter: { type: 'string' },
@@ -141,7 +142,7 @@ export async function replayCommand(args: readonly string[], ctx: CommandContext
       if (bar) ctx.stderr.write(`note: ${note}\n`);
       else log.warn({ path: volume.path }, note);
     }
-    model = await loadModel(stringOption(values, 'model') ?? CONFIG_DEFAULTS.model, {
+    model = await loadModel(modelOption(values, CONFIG_DEFAULTS.model), {
       provider: CONFIG_DEFAULTS.provider,
       threads: CONFIG_DEFAULTS.threads,
       sessions: CONFIG_DEFAULTS.sessions,

@@ -11,7 +11,7 @@ import { DaemonStats, quantile } from '../daemon/daemon-stats.ts';
 import { startMetricsServer } from '../daemon/metrics-server.ts';
 import { type CompletedScan, runDaemon } from '../daemon/run-daemon.ts';
 import { OutputError, UsageError } from '../errors.ts';
-import { describeLayout, loadModel } from '../inference/load-model.ts';
+import { describeLayout, loadModel, precisionName } from '../inference/load-model.ts';
 import { kafkaSecurityFromEnv } from '../kafka/kafka-client.ts';
 import { createLogger, type Logger } from '../log.ts';
 import type { AlertSink } from '../sinks/alert-sink.ts';
@@ -28,7 +28,7 @@ import { parseOptions, stringOption } from './parse-options.ts';
 import { applyFlags } from './run-flags.ts';
 
 export const RUN_HELP = `Usage:
-  xct-sentinel run --watch DIR --out DIR [--model tnet|unet|enet] [--alerts FILE]
+  xct-sentinel run --watch DIR --out DIR [--model tnet|unet|enet] [--precision fp32|int8] [--alerts FILE]
                    [--provider cpu|cuda|tensorrt|webgpu] [--threads N] [--sessions N] [--max-scans N]
                    [--idle-timeout SECONDS] [--batch N] [--overlap N] [--log-level LEVEL]
                    [--shutdown-timeout SECONDS] [--metrics-port N] [--view]
@@ -47,6 +47,8 @@ raises dendrite alerts while the scan is still running.
                   with Kafka alerts: register the schemas there and frame messages for it
                   (byte 0 + schema id) instead of Avro single-object encoding
   --max-scans N   exit 0 once N scans have completed and every output is flushed
+  --precision fp32|int8
+                  int8: the INT8 model shipped beside --model (tnet-int8; faster on CPU, see README)
   --threads N     ONNX Runtime threads in all (default 0: one per core)
   --sessions N    ONNX Runtime sessions computing side by side, the threads shared among them
                   (default 0: 2 on a CPU given 2 threads or more, else 1)
@@ -71,6 +73,7 @@ const SPEC = {
   watch: { type: 'string' },
   out: { type: 'string' },
   model: { type: 'string' },
+  precision: { type: 'string' },
   alerts: { type: 'string' },
   provider: { type: 'string' },
   threads: { type: 'string' },
@@ -134,7 +137,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
       : undefined;
   if (metrics) log.info({ url: metrics.url }, `metrics on ${metrics.url}/metrics`);
   if (metrics && view) log.info({ url: `${metrics.url}/` }, `live view on ${metrics.url}/`);
-  const model = await loadModel(config.model.name, {
+  const model = await loadModel(precisionName(config.model.name, config.model.precision), {
     provider: config.model.provider,
     threads: config.model.threads,
     sessions: config.model.sessions,

@@ -6,6 +6,7 @@ import {
   validatePipelineConfig,
 } from '../config/pipeline-config.ts';
 import { UsageError } from '../errors.ts';
+import { PRECISIONS } from '../inference/load-model.ts';
 import { PROVIDERS } from '../inference/open-onnx-session.ts';
 import { parseKafkaUrl } from '../kafka/parse-kafka-url.ts';
 import { choiceOption, intOption, positiveOption, stringOption } from './parse-options.ts';
@@ -61,6 +62,7 @@ export function applyFlags(c: PipelineConfig, values: Values): PipelineConfig {
   if (out !== undefined) next.output.zarr = out;
   if (stringOption(values, 'model') !== undefined) next.model.name = stringOption(values, 'model') as string;
   if (modelsDir !== undefined) next.model.modelsDir = modelsDir;
+  next.model.precision = choiceOption(values, 'precision', PRECISIONS, next.model.precision);
   next.model.provider = choiceOption(values, 'provider', PROVIDERS, next.model.provider);
   next.model.threads = intOption(values, 'threads', next.model.threads, 0, 1024);
   next.model.sessions = intOption(values, 'sessions', next.model.sessions, 0, 64);

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { type AlertRules, DEFAULT_ALERT_RULES, resolveAlertRules } from '../alerts/alert-rules.ts';
 import { ConfigError } from '../errors.ts';
+import { PRECISIONS, type Precision } from '../inference/load-model.ts';
 import { PROVIDERS, type Provider } from '../inference/open-onnx-session.ts';
 import type { SaslMechanism } from '../kafka/parse-kafka-url.ts';
 import { Fields, type Obj } from './config-fields.ts';
@@ -56,6 +57,8 @@ export interface PipelineConfig {
   source: { folder?: FolderSourceConfig; kafka?: KafkaSourceConfig };
   model: {
     name: string;
+    /** `int8`: the INT8 model shipped beside `name` (`NAME-int8`). */
+    precision: Precision;
     provider: Provider;
     /** Intra-op threads of all sessions together; 0: one per core. */
     threads: number;
@@ -166,7 +169,10 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
     'followSymlinks',
   ]);
   const model = f.obj(root.model, 'model');
-  f.known(model, 'model', ['name', 'provider', 'threads', 'sessions', 'modelsDir']);
+  f.known(model, 'model', ['name', 'precision', 'provider', 'threads', 'sessions', 'modelsDir']);
+  const precision = f.str(model.precision, 'model.precision', 'fp32');
+  if (!(PRECISIONS as readonly string[]).includes(precision))
+    f.fail('model.precision', `"${precision}" is not one of ${PRECISIONS.join(', ')}`);
   const provider = f.str(model.provider, 'model.provider', CONFIG_DEFAULTS.provider);
   if (!(PROVIDERS as readonly string[]).includes(provider))
     f.fail('model.provider', `"${provider}" is not one of ${PROVIDERS.join(', ')}`);
@@ -198,6 +204,7 @@ export function validatePipelineConfig(doc: unknown, file = 'pipeline'): Pipelin
     },
     model: {
       name: f.str(model.name, 'model.name', CONFIG_DEFAULTS.model),
+      precision: precision as Precision,
       provider: provider as Provider,
       threads: f.num(model.threads, 'model.threads', CONFIG_DEFAULTS.threads, 0, 1024, true),
       sessions: f.num(model.sessions, 'model.sessions', CONFIG_DEFAULTS.sessions, 0, 64, true),

@@ -49,6 +49,10 @@ export interface SegmentationModel {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** Which arithmetic the model runs in: its FP32 weights, or the INT8 model shipped beside them. */
+export const PRECISIONS = ['fp32', 'int8'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
 export interface LoadModelOptions {
   modelsDir?: string;
   provider?: Provider;
@@ -305,6 +309,20 @@ export function blendPlanes(
         weight * ((patches[base + i] as number) + (patches[base + 2 * area + i] as number));
   }
   return out;
+}
+
+/**
+ * The model to load for `precision`: NAME itself for fp32, NAME-int8 for int8. A card path names one
+ * file, whose precision is its own: asking it for int8 is refused rather than silently ignored.
+ */
+export function precisionName(model: string, precision: Precision = 'fp32'): string {
+  if (precision === 'fp32' || model.endsWith('-int8')) return model;
+  if (model.toLowerCase().endsWith('.json'))
+    throw new ModelError(
+      `--precision int8: ${model} is a model card; give the INT8 model's own card instead`,
+      { model },
+    );
+  return `${model}-int8`;
 }
 
 /**
