@@ -1,6 +1,7 @@
 import t from 'tap';
 import { validatePipelineConfig } from '../../src/config/pipeline-config.ts';
-import { precisionName } from '../../src/inference/load-model.ts';
+import { loadModel, precisionName } from '../../src/inference/load-model.ts';
+import { readModelCard } from '../../src/inference/model-card.ts';
 import { runCli } from '../cli/run-cli.ts';
 
 t.test('--precision int8 names the INT8 model beside the FP32 one; a card path is its own', async (t) => {
@@ -10,6 +11,24 @@ t.test('--precision int8 names the INT8 model beside the FP32 one; a card path i
   t.equal(precisionName('tnet-int8', 'int8'), 'tnet-int8');
   t.throws(() => precisionName('runs/tuned/tnet.json', 'int8'), /model card; give the INT8 model's own card/);
 });
+
+t.test(
+  'each INT8 model loads by its own sha256, and its card names the FP32 model it came from',
+  async (t) => {
+    for (const name of ['tnet', 'unet']) {
+      const int8 = await loadModel(precisionName(name, 'int8'), { thread: 'inline' });
+      const fp32 = await readModelCard(name);
+      try {
+        t.equal(int8.card.name, `${name}-int8`);
+        const q = (int8.card as unknown as { quantization?: { base?: { sha256?: string } } }).quantization;
+        t.equal(q?.base?.sha256, (fp32 as { sha256: string }).sha256, `${name}-int8 was made from ${name}`);
+        t.equal(int8.patchSize, fp32.kind === 'onnx' ? fp32.patchSize : undefined);
+      } finally {
+        await int8.close();
+      }
+    }
+  },
+);
 
 t.test('a pipeline file takes model.precision, and refuses anything else', async (t) => {
   const base = { source: { folder: { path: '/in' } }, output: { zarr: '/out' } };
