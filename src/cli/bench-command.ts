@@ -9,7 +9,13 @@ import { startMetricsServer } from '../daemon/metrics-server.ts';
 import { runDaemon } from '../daemon/run-daemon.ts';
 import { UsageError } from '../errors.ts';
 import { measureSpeed } from '../eval/evaluate-model.ts';
-import { describeLayout, loadModel, type SegmentationModel } from '../inference/load-model.ts';
+import {
+  describeLayout,
+  loadModel,
+  PRECISIONS,
+  precisionName,
+  type SegmentationModel,
+} from '../inference/load-model.ts';
 import { runLiveScanner } from '../sim/live-scanner.ts';
 import { creditedFolder } from '../sources/credited-folder.ts';
 import { SliceCredits } from '../sources/slice-credits.ts';
@@ -18,7 +24,14 @@ import { LiveView } from '../view/live-view.ts';
 import { benchProjections, formatProjections } from './bench-projections.ts';
 import { soak } from './bench-soak.ts';
 import type { CommandContext } from './command-context.ts';
-import { intOption, modelOption, parseOptions, stringOption, type Values } from './parse-options.ts';
+import {
+  choiceOption,
+  intOption,
+  modelOption,
+  parseOptions,
+  stringOption,
+  type Values,
+} from './parse-options.ts';
 
 const SPEC = {
   model: { type: 'string' },
@@ -39,7 +52,7 @@ const SPEC = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-export const BENCH_HELP = `Usage: xct-sentinel bench [--model tnet] [--precision fp32|int8] [--size 512] [--slices 32] [--batch 16] [--threads 0] [--sessions 0] [--json]
+export const BENCH_HELP = `Usage: xct-sentinel bench [--model tnet] [--precision fp32|int8|fp32,int8] [--size 512] [--slices 32] [--batch 16] [--threads 0] [--sessions 0] [--json]
        xct-sentinel bench --view     how fast the live view renders a 1024×1024 slice, its mask and a side view
        xct-sentinel bench --soak N [--size 256] [--per-scan 100] [--every 1000] [--model tnet] [--json]
                                      N slices through the daemon, scan after scan: RSS every 1000 slices
@@ -71,12 +84,46 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
   if (values.view) return benchView(ctx);
   if (values.soak !== undefined) return benchSoak(values, ctx);
   if (values.projections) return benchRecon(values, ctx);
-  const name = modelOption(values, 'tnet');
-  const size = intOption(values, 'size', 512, 128, 4096);
-  const slices = intOption(values, 'slices', 32, 4, 4096);
-  const batch = intOption(values, 'batch', 16, 1, 1024);
-  const threads = intOption(values, 'threads', 0, 0, 1024);
-  const sessions = intOption(values, 'sessions', 0, 0, 64);
+  const o = {
+    size: intOption(values, 'size', 512, 128, 4096),
+    slices: intOption(values, 'slices', 32, 4, 4096),
+    batch: intOption(values, 'batch', 16, 1, 1024),
+    threads: intOption(values, 'threads', 0, 0, 1024),
+    sessions: intOption(values, 'sessions', 0, 0, 64),
+  };
+  // --precision fp32,int8: the whole benchmark once per precision, in one run, then their ratios.
+  const precisions = String(values.precision ?? 'fp32')
+    .split(',')
+    .map((p) => choiceOption({ precision: p }, 'precision', PRECISIONS, 'fp32'));
+  const base = stringOption(values, 'model') ?? 'tnet';
+  const reports: BenchReport[] = [];
+  for (const precision of precisions) {
+    const { report, text } = await benchPipeline(precisionName(base, precision), o, ctx);
+    reports.push(report);
+    ctx.stdout.write(values.json ? `${JSON.stringify(report)}\n` : text);
+  }
+  const [first, second] = reports;
+  if (first && second) {
+    const bare = second.bareOnnxRuntime.patchesPerSecond / first.bareOnnxRuntime.patchesPerSecond;
+    const e2e = second.endToEnd.patchesPerSecond / first.endToEnd.patchesPerSecond;
+    ctx.stdout.write(
+      values.json
+        ? `${JSON.stringify({ compare: [first.model.name, second.model.name], bare, endToEnd: e2e })}\n`
+        : `${second.model.name} / ${first.model.name}: bare ${bare.toFixed(2)}×, end to end ${e2e.toFixed(2)}× (this run)\n`,
+    );
+  }
+  return 0;
+}
+
+type BenchReport = Awaited<ReturnType<typeof benchPipeline>>['report'];
+
+/** One pass of the pipeline benchmark with model `name`: its report, and as lines to print. */
+async function benchPipeline(
+  name: string,
+  o: { size: number; slices: number; batch: number; threads: number; sessions: number },
+  ctx: CommandContext,
+) {
+  const { size, slices, batch, threads, sessions } = o;
   const root = await mkdtemp(join(tmpdir(), 'xct-sentinel-bench-'));
   const model = await loadModel(name, { threads, sessions });
   try {
@@ -176,27 +223,24 @@ export async function benchCommand(args: readonly string[], ctx: CommandContext)
       meanBatch: stats.batchSizes.reduce((a, b) => a + b, 0) / Math.max(1, stats.batchSizes.length),
       peakRssMiB: rssMiB,
     };
-    if (values.json) ctx.stdout.write(`${JSON.stringify(report)}\n`);
-    else
-      ctx.stdout.write(
-        [
-          `machine        ${report.machine}`,
-          `model          ${model.identity.name} ${model.identity.version} (${model.identity.provider}), batch ${batch}, ${describeLayout(model)}`,
-          `scan           seed 4242, ${size}×${size}×${slices}, ${report.scan.patchesPerSlice} patches/slice`,
-          `end to end     ${e2eSlices.toFixed(2)} slices/s, ${e2ePatches.toFixed(1)} patches/s (mean batch ${report.meanBatch.toFixed(1)})`,
-          `bare ORT       ${sustained(same).toFixed(1)} patches/s, ${describeLayout(same)}, over ${same.point?.runs} batches (median batch ${same.point?.patchesPerSecond.toFixed(1)} patches/s)`,
-          ...(single
-            ? [
-                `               ${sustained(single).toFixed(1)} patches/s, ${describeLayout(single)}, over ${single.point?.runs} batches (median batch ${single.point?.patchesPerSecond.toFixed(1)} patches/s)`,
-              ]
-            : []),
-          `ratio          ${report.ratio.toFixed(3)} (end-to-end / bare ${describeLayout(bare)}, the faster; ${report.ratioToMedianBatch.toFixed(3)} against its median batch)`,
-          `cpu per slice  ${cpuPerSlice.processMs.toFixed(0)} ms in all${cpuPerSlice.daemonThreadMs === undefined ? '' : `, ${cpuPerSlice.daemonThreadMs.toFixed(0)} ms of it on the daemon's thread (decode, tracking, writing); the rest is inference, GC and I/O threads`}`,
-          `latency        p50 ${report.latencyMs.p50.toFixed(0)} ms, p99 ${report.latencyMs.p99.toFixed(0)} ms (live at ${rate.toFixed(2)} slices/s, ${latencies.length} slices; file mtime → mask written + alerts emitted)`,
-          `peak RSS       ${rssMiB.toFixed(0)} MiB`,
-        ].join('\n') + '\n',
-      );
-    return 0;
+    const text =
+      [
+        `machine        ${report.machine}`,
+        `model          ${model.identity.name} ${model.identity.version} (${model.identity.provider}), batch ${batch}, ${describeLayout(model)}`,
+        `scan           seed 4242, ${size}×${size}×${slices}, ${report.scan.patchesPerSlice} patches/slice`,
+        `end to end     ${e2eSlices.toFixed(2)} slices/s, ${e2ePatches.toFixed(1)} patches/s (mean batch ${report.meanBatch.toFixed(1)})`,
+        `bare ORT       ${sustained(same).toFixed(1)} patches/s, ${describeLayout(same)}, over ${same.point?.runs} batches (median batch ${same.point?.patchesPerSecond.toFixed(1)} patches/s)`,
+        ...(single
+          ? [
+              `               ${sustained(single).toFixed(1)} patches/s, ${describeLayout(single)}, over ${single.point?.runs} batches (median batch ${single.point?.patchesPerSecond.toFixed(1)} patches/s)`,
+            ]
+          : []),
+        `ratio          ${report.ratio.toFixed(3)} (end-to-end / bare ${describeLayout(bare)}, the faster; ${report.ratioToMedianBatch.toFixed(3)} against its median batch)`,
+        `cpu per slice  ${cpuPerSlice.processMs.toFixed(0)} ms in all${cpuPerSlice.daemonThreadMs === undefined ? '' : `, ${cpuPerSlice.daemonThreadMs.toFixed(0)} ms of it on the daemon's thread (decode, tracking, writing); the rest is inference, GC and I/O threads`}`,
+        `latency        p50 ${report.latencyMs.p50.toFixed(0)} ms, p99 ${report.latencyMs.p99.toFixed(0)} ms (live at ${rate.toFixed(2)} slices/s, ${latencies.length} slices; file mtime → mask written + alerts emitted)`,
+        `peak RSS       ${rssMiB.toFixed(0)} MiB`,
+      ].join('\n') + '\n';
+    return { report, text };
   } finally {
     await model.close();
     await rm(root, { recursive: true, force: true });

@@ -42,6 +42,46 @@ t.test('bench --json on a small scan reports consistent figures', async (t) => {
   t.ok(report.meanBatch >= 1 && report.peakRssMiB > 0, 'mean batch and peak RSS');
 });
 
+t.test('bench --precision fp32,int8: both models in one run, and their ratios', async (t) => {
+  const r = await runCli(
+    ['bench', '--model', 'unet', '--precision', 'fp32,int8', '--size', '128', '--slices', '4', '--json'],
+    { timeoutMs: 300_000 },
+  );
+  t.equal(r.code, 0, r.stderr);
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .slice(-3)
+    .map((l) => JSON.parse(l));
+  const [fp32, int8, compare] = lines as [
+    {
+      model: { name: string };
+      bareOnnxRuntime: { patchesPerSecond: number };
+      endToEnd: { patchesPerSecond: number };
+    },
+    {
+      model: { name: string };
+      bareOnnxRuntime: { patchesPerSecond: number };
+      endToEnd: { patchesPerSecond: number };
+    },
+    { compare: string[]; bare: number; endToEnd: number },
+  ];
+  t.same([fp32.model.name, int8.model.name], ['unet', 'unet-int8']);
+  t.same(compare.compare, ['unet', 'unet-int8']);
+  t.ok(
+    Math.abs(compare.bare - int8.bareOnnxRuntime.patchesPerSecond / fp32.bareOnnxRuntime.patchesPerSecond) <
+      1e-9,
+    'bare ratio is INT8 over FP32',
+  );
+  t.ok(
+    Math.abs(compare.endToEnd - int8.endToEnd.patchesPerSecond / fp32.endToEnd.patchesPerSecond) < 1e-9,
+    'end-to-end ratio is INT8 over FP32',
+  );
+  const bad = await runCli(['bench', '--precision', 'fp32,int4'], { timeoutMs: 60_000 });
+  t.not(bad.code, 0);
+  t.match(bad.stderr, /--precision/);
+});
+
 t.test('bench --soak: RSS every N slices over many scans, and finished scans are let go', async (t) => {
   const r = await runCli(
     [
