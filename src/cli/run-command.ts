@@ -147,6 +147,7 @@ export async function runCommand(args: readonly string[], ctx: CommandContext): 
     await metrics?.close();
     throw err;
   });
+  stats.model = { ...model.identity, requested: config.model.provider };
   const sinks: AlertSink[] = view ? [view] : [];
   let sourceClose: (() => Promise<void>) | undefined;
   try {

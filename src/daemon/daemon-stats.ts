@@ -19,6 +19,8 @@ export class Histogram {
 
 /** Counters and samples the daemon keeps as it runs: for summaries, the benchmark and metrics. */
 export class DaemonStats {
+  /** The model that runs, on the provider that runs it (not only the one asked for): set once loaded. */
+  model: { name: string; version: string; provider: string; requested: string } | undefined = undefined;
   slicesIn = 0;
   slicesOut = 0;
   slicesFailed = 0;

@@ -93,6 +93,21 @@ export function renderMetrics(stats: DaemonStats): string {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
     for (const [suffix, value] of samples) lines.push(`${name}${suffix} ${value}`);
   };
+  if (stats.model) {
+    const m = stats.model;
+    const label = (v: string) => JSON.stringify(v); // a JSON string is a valid Prometheus label value
+    metric(
+      'xct_model_info',
+      'gauge',
+      'The model that runs and the execution provider that runs it (requested: the one asked for).',
+      [
+        [
+          `{model=${label(m.name)},version=${label(m.version)},provider=${label(m.provider)},requested=${label(m.requested)}}`,
+          1,
+        ],
+      ],
+    );
+  }
   counter('xct_slices_in_total', 'Slices the sources reported complete.', stats.slicesIn);
   counter('xct_slices_out_total', 'Slices whose mask is written and alerts emitted.', stats.slicesOut);
   counter(

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { ModelError } from '../errors.ts';
 import { type Logger, silentLogger } from '../log.ts';
+import { explainProviderFailure } from './provider-libraries.ts';
 
 /** Execution providers a user may ask for. */
 export const PROVIDERS = ['cpu', 'cuda', 'tensorrt', 'webgpu'] as const;
@@ -45,7 +46,10 @@ export async function openOnnxSession(
       const session = await ort.InferenceSession.create(model, { ...base, executionProviders: [provider] });
       return { session, provider };
     } catch (err) {
-      const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+      const reason = explainProviderFailure(
+        provider,
+        err instanceof Error ? (err.message.split('\n')[0] as string) : String(err),
+      );
       log.warn(
         { model: label.name, requested: provider, reason },
         `execution provider ${provider} unavailable; using cpu`,
